@@ -1,0 +1,1 @@
+"""The command line: parsing and rendering only. Engine work happens in katadocker.engine."""

@@ -1,0 +1,1 @@
+"""Image verbs: pull, images, rmi, tag, inspect, history, prune, save, load, login, logout."""

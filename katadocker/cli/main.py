@@ -1,0 +1,106 @@
+"""Entry point: global options, error-to-exit-code mapping, and the registration of every verb.
+
+Exit codes follow docker: 0 success; 1 a failed command (daemon-side errors, wrong argument
+count); 125 flag errors for every command and any failure of `run`/`create` before the container
+ran; 126/127 when the container's command cannot be executed / is not found; otherwise the
+container's own code.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import click
+import typer
+
+from katadocker import DOCKER_COMPAT_VERSION, __version__
+from katadocker.cli import context
+from katadocker.cli.app import app
+
+# Command modules register their verbs on import; each imports only typer at module level.
+from katadocker.cli import image_cmds, system_cmds  # noqa: E402,F401  isort: skip
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"katadocker version {__version__} (docker {DOCKER_COMPAT_VERSION} compatible)")
+        raise typer.Exit()
+
+
+@app.callback()
+def global_options(
+    debug: bool = typer.Option(False, "-D", "--debug", help="Enable debug mode"),
+    log_level: str = typer.Option("info", "-l", "--log-level",
+                                  help='Set the logging level ("debug", "info", "warn", "error", "fatal")'),
+    config: str = typer.Option(None, "--config", help="Location of client config files", show_default=False),
+    root: str = typer.Option(None, "--root", envvar="KATADOCKER_ROOT",
+                             help="State root (default /var/lib/katadocker)", show_default=False),
+    version: bool = typer.Option(False, "-v", "--version", callback=_version_callback, is_eager=True,
+                                 help="Print version information and quit"),
+) -> None:
+    """A self-sufficient runtime for containers, each in its own virtual machine."""
+    context.options.debug = debug
+    context.options.log_level = log_level
+    context.options.config = config
+    context.options.root = root
+
+
+def _usage_line(ctx: click.Context | None) -> str:
+    if ctx is None:
+        return ""
+    return ctx.get_usage().replace("Usage: ", "Usage:  ", 1)
+
+
+def _report_usage_error(e: click.UsageError) -> int:
+    """Docker's flag error: message, usage line, help hint; exit 125 (1 for unknown commands)."""
+    ctx = e.ctx
+    path = ctx.command_path if ctx else "katadocker"
+    msg = e.format_message()
+    if isinstance(e, click.NoSuchOption):
+        msg = f"unknown flag: {e.option_name}"
+    if msg.startswith("No such command"):
+        name = msg.split("'")[1] if "'" in msg else msg
+        sys.stderr.write(f"katadocker: unknown command: {path} {name}\n\n"
+                         f"Run '{path} --help' for more information\n")
+        return 1
+    sys.stderr.write(f"{msg}\n\n{_usage_line(ctx)}\n\nRun '{path} --help' for more information\n")
+    return 125
+
+
+def report_error(e: BaseException, *, prefix: str = "") -> None:
+    """Print a KatadockerError as docker would; with --debug add the traceback and its detail."""
+    from katadocker.errors import KatadockerError
+
+    if isinstance(e, KatadockerError):
+        text = f"Error response from daemon: {e.message}" if e.daemon else f"Error: {e.message}"
+        if context.options.debug and e.detail:
+            text += "\n" + e.detail
+    else:
+        text = f"Error: {e}"
+    sys.stderr.write(f"{prefix}{text}\n")
+    if context.options.debug:
+        traceback.print_exception(e, file=sys.stderr)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI and exit with docker's exit code."""
+    from katadocker.errors import KatadockerError
+
+    try:
+        rv = app(args=argv, prog_name="katadocker", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except click.exceptions.Exit as e:
+        code = e.exit_code
+    except click.UsageError as e:
+        code = _report_usage_error(e)
+    except click.exceptions.Abort:
+        code = 130
+    except KatadockerError as e:
+        report_error(e)
+        code = e.exit_code
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = 1
+    sys.exit(code)

@@ -1,0 +1,118 @@
+"""The one error hierarchy of katadocker.
+
+The engine raises these; only the CLI turns them into messages and exit codes. Each class
+says how docker would present the failure: `daemon` errors are printed as
+``Error response from daemon: <message>`` (docker's daemon-side failures), the others as
+``Error: <message>`` or a bare message. `exit_code` is the code a non-`run` command exits with;
+`docker run` maps failures before the container started to 125 (see cli/).
+"""
+
+from __future__ import annotations
+
+
+class KatadockerError(Exception):
+    """Base class: a failure katadocker reports to the user as one clear line."""
+
+    #: True when docker would report this failure as coming from the daemon.
+    daemon = True
+    #: Exit code of a non-`run` command failing with this error.
+    exit_code = 1
+
+    def __init__(self, message: str, *, detail: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        #: Extra diagnostics shown with --debug (helper command lines, console tail, ...).
+        self.detail = detail
+
+
+class InvalidArgument(KatadockerError):
+    """A value given by the user is malformed (docker answers 400)."""
+
+
+class InvalidReference(InvalidArgument):
+    """An image reference that docker's grammar rejects."""
+
+    daemon = False
+
+
+class NotFound(KatadockerError):
+    """The named object does not exist (docker answers 404)."""
+
+
+class NoSuchContainer(NotFound):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No such container: {ref}")
+        self.ref = ref
+
+
+class NoSuchImage(NotFound):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No such image: {ref}")
+        self.ref = ref
+
+
+class NoSuchObject(NotFound):
+    """`inspect` found neither container nor image (nor network, volume)."""
+
+    daemon = False
+
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"No such object: {ref}")
+        self.ref = ref
+
+
+class Conflict(KatadockerError):
+    """The request conflicts with the current state (docker answers 409)."""
+
+
+class RegistryError(KatadockerError):
+    """A registry refused or failed a request, or answered with bad content."""
+
+
+class PullAccessDenied(RegistryError):
+    def __init__(self, familiar_name: str) -> None:
+        super().__init__(
+            f"pull access denied for {familiar_name}, repository does not exist or may require "
+            "'docker login': denied: requested access to the resource is denied"
+        )
+
+
+class ManifestUnknown(RegistryError):
+    def __init__(self, familiar_ref: str) -> None:
+        super().__init__(f"manifest for {familiar_ref} not found: manifest unknown: manifest unknown")
+
+
+class DigestMismatch(RegistryError):
+    def __init__(self, what: str, expected: str, actual: str) -> None:
+        super().__init__(f"digest mismatch for {what}: expected {expected}, got {actual}")
+
+
+class AuthError(RegistryError):
+    """Credentials were refused or could not be obtained."""
+
+
+class UnsafeLayer(KatadockerError):
+    """A layer archive holds an entry that would write outside its target."""
+
+
+class VMError(KatadockerError):
+    """The virtual machine or one of its helpers failed (boot, virtiofsd, agent link)."""
+
+
+class CommandNotFound(KatadockerError):
+    """The container's command does not exist (exit 127, as docker)."""
+
+    exit_code = 127
+
+
+class CommandNotExecutable(KatadockerError):
+    """The container's command exists but cannot be executed (exit 126, as docker)."""
+
+    exit_code = 126
+
+
+class UsageError(KatadockerError):
+    """The command line itself is wrong (flag errors: exit 125 for every command, as docker)."""
+
+    daemon = False
+    exit_code = 125

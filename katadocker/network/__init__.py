@@ -1,0 +1,1 @@
+"""Networks as network namespaces katadocker owns: bridges, TAPs, IPAM, NAT, published ports."""

@@ -1,0 +1,1 @@
+"""Where katadocker keeps its state on disk, and the locks that make concurrent commands safe."""

@@ -1,0 +1,95 @@
+"""The layout of the state root (``/var/lib/katadocker`` unless ``--root``/``KATADOCKER_ROOT``).
+
+::
+
+    <root>/blobs/sha256/<hex>          content store: manifests, configs, compressed layers
+    <root>/blobs/partial/<hex>         partly downloaded blobs, kept to resume a pull
+    <root>/layers/<hex>/fs             one unpacked layer, keyed by its diff ID (uncompressed digest)
+    <root>/images/<hex>.json           image records, keyed by image ID (config digest)
+    <root>/containers/<id>/            config.json, state.json, ctr.log, upper/, work/, rootfs/, sockets
+    <root>/networks/<name>.json        networks
+    <root>/volumes/<name>/             named volumes
+    <root>/assets/                     guest kernel, initramfs, agent built for this host
+    <root>/locks/                      lock files (one per object, see state.lock)
+    <root>/tmp/                        scratch on the same filesystem, for atomic renames
+
+Every path is derived from the root here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_ROOT = Path("/var/lib/katadocker")
+
+
+def default_root() -> Path:
+    """The state root chosen by the environment: ``KATADOCKER_ROOT`` or the default."""
+    env = os.environ.get("KATADOCKER_ROOT")
+    return Path(env) if env else DEFAULT_ROOT
+
+
+@dataclass(frozen=True)
+class StateRoot:
+    """Paths inside one state root. Creating the object touches nothing; `ensure()` makes the dirs."""
+
+    root: Path
+
+    @property
+    def blobs(self) -> Path:
+        return self.root / "blobs" / "sha256"
+
+    @property
+    def partial_blobs(self) -> Path:
+        return self.root / "blobs" / "partial"
+
+    @property
+    def layers(self) -> Path:
+        return self.root / "layers"
+
+    @property
+    def images(self) -> Path:
+        return self.root / "images"
+
+    @property
+    def containers(self) -> Path:
+        return self.root / "containers"
+
+    @property
+    def networks(self) -> Path:
+        return self.root / "networks"
+
+    @property
+    def volumes(self) -> Path:
+        return self.root / "volumes"
+
+    @property
+    def assets(self) -> Path:
+        return self.root / "assets"
+
+    @property
+    def locks(self) -> Path:
+        return self.root / "locks"
+
+    @property
+    def tmp(self) -> Path:
+        return self.root / "tmp"
+
+    def blob(self, digest: str) -> Path:
+        """Path of the blob with the given ``sha256:<hex>`` digest."""
+        algo, _, hexpart = digest.partition(":")
+        if algo != "sha256" or len(hexpart) != 64:
+            raise ValueError(f"unsupported digest {digest!r}")
+        return self.blobs / hexpart
+
+    def container_dir(self, container_id: str) -> Path:
+        return self.containers / container_id
+
+    def ensure(self) -> StateRoot:
+        """Create the directory skeleton (idempotent) and return self."""
+        for d in (self.blobs, self.partial_blobs, self.layers, self.images, self.containers,
+                  self.networks, self.volumes, self.assets, self.locks, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+        return self

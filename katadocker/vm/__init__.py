@@ -1,0 +1,1 @@
+"""The virtual machine: accelerator choice, guest kernel and initramfs, virtiofsd, QEMU."""
