@@ -116,3 +116,38 @@ class UsageError(KatadockerError):
 
     daemon = False
     exit_code = 125
+
+
+class NoMatchingManifest(RegistryError):
+    """An image index has no manifest for the requested platform."""
+
+    def __init__(self, platform: str) -> None:
+        super().__init__(f"no matching manifest for {platform} in the manifest list entries")
+        self.platform = platform
+
+
+class PortAllocated(Conflict):
+    """A published host port is already taken (docker's port allocator text)."""
+
+    def __init__(self, host_address: str) -> None:
+        super().__init__(f"Bind for {host_address} failed: port is already allocated")
+        self.host_address = host_address
+
+
+class NoPublicPort(KatadockerError):
+    """``port C 81`` for a port that is not published (docker 28's client-side text)."""
+
+    daemon = False
+
+    def __init__(self, port: str, container: str) -> None:
+        super().__init__(f"No public port '{port}' published for {container}")
+
+
+class NoSuchNetwork(NotFound):
+    def __init__(self, ref: str) -> None:
+        super().__init__(f"network {ref} not found")
+        self.ref = ref
+
+
+class NetworkError(KatadockerError):
+    """Setting up or tearing down a network namespace, bridge, veth, TAP or NAT rule failed."""

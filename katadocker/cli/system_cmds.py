@@ -27,3 +27,15 @@ def info(
     from katadocker.engine import system
 
     render.template_or_text(format, system.info_report(context.settings()), render.info_text)
+
+
+@command("prepare", panel=None, group="system")
+def prepare() -> None:
+    """Build the guest assets (agent, kernel, initramfs) now instead of on the first run"""
+    from katadocker.cli import context
+    from katadocker.vm.assets import ensure_assets
+
+    assets = ensure_assets(context.settings(), progress=lambda msg: typer.echo(msg, err=True))
+    typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
+    typer.echo(f"initramfs  {assets.initramfs}")
+    typer.echo(f"accel      {assets.accel}")
