@@ -79,7 +79,8 @@ def parse_publish(specs: Iterable[str]) -> list[PortBinding]:
 
 
 def _standard_notation(spec: str) -> str:
-    """Docker's ``convertToStandardNotation``: ``published=8080,target=80,protocol=udp`` -> ``8080:80/udp``."""
+    """Docker's ``convertToStandardNotation``: ``published=8080,target=80,protocol=udp`` -> ``8080:80/udp``.
+    """
     params = {"protocol": "tcp"}
     for param in spec.split(","):
         key, sep, value = param.partition("=")
@@ -221,7 +222,8 @@ def display_ports(published: Iterable[PublishedPort], exposed: Iterable[str] = (
     keys = {p.key for p in published}
     for key in exposed:
         start, end, proto = parse_exposed_key(key)
-        entries.extend((port, "", 0, proto) for port in range(start, end + 1) if f"{port}/{proto}" not in keys)
+        entries.extend((port, "", 0, proto) for port in range(start, end + 1)
+                       if f"{port}/{proto}" not in keys)
     entries.sort()
 
     groups: dict[str, list[int]] = {}
