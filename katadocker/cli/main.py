@@ -16,10 +16,12 @@ import typer
 
 from katadocker import DOCKER_COMPAT_VERSION, __version__
 from katadocker.cli import context
-from katadocker.cli.app import app
+from katadocker.cli.app import app, order_help_panels
 
 # Command modules register their verbs on import; each imports only typer at module level.
-from katadocker.cli import image_cmds, system_cmds  # noqa: E402,F401  isort: skip
+from katadocker.cli import container_cmds, image_cmds, network_cmds, system_cmds  # noqa: E402,F401  isort: skip
+
+order_help_panels()
 
 
 def _version_callback(value: bool) -> None:
