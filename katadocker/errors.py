@@ -151,3 +151,30 @@ class NoSuchNetwork(NotFound):
 
 class NetworkError(KatadockerError):
     """Setting up or tearing down a network namespace, bridge, veth, TAP or NAT rule failed."""
+
+
+class BadLayer(KatadockerError):
+    """A layer archive is corrupt (bad compression, truncated tar) or holds an entry it cannot apply."""
+
+
+class AmbiguousImageID(InvalidArgument):
+    """A short image ID prefix matches more than one image."""
+
+    def __init__(self, prefix: str) -> None:
+        super().__init__(f"multiple IDs found with provided prefix: {prefix}")
+        self.prefix = prefix
+
+
+class PlatformMismatch(NotFound):
+    """A single-platform image was pulled with a ``--platform`` it does not have."""
+
+    def __init__(self, familiar_ref: str, wanted: str, actual: str) -> None:
+        super().__init__(f"image with reference {familiar_ref} was found but does not match the specified "
+                         f"platform: wanted {wanted}, actual: {actual}")
+
+
+class ClientError(KatadockerError):
+    """A failure docker's client reports itself, without the daemon prefix (exit 1): bad flag
+    combinations, refusing to write an archive to a terminal, an interactive login without a TTY."""
+
+    daemon = False

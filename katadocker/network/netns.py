@@ -172,11 +172,14 @@ def _setup_bridge(gateway: ipaddress.IPv4Interface, mtu: int) -> None:
 
 
 def add_uplink(ns: str, host_ifname: str, host_side: ipaddress.IPv4Interface,
-               ns_side: ipaddress.IPv4Interface, subnet: ipaddress.IPv4Network, mtu: int) -> None:
+               ns_side: ipaddress.IPv4Interface, subnet: ipaddress.IPv4Network, mtu: int,
+               host_forwarding: bool = True) -> None:
     """The veth pair host `host_ifname` <-> ``uplink`` in `ns`, addressed from the transfer /30.
 
     The namespace routes its default via the host side; the host routes `subnet` via the namespace
-    side. The host side forwards (its own per-interface sysctl, not the host-wide switch).
+    side. The host side forwards (its own per-interface sysctl). With `host_forwarding` the host-wide
+    ``net.ipv4.ip_forward`` is switched on too, as docker does (its ``ip-forward`` setting): without it
+    replies from outside, which arrive on the host's other interfaces, are not forwarded back.
     """
     try:
         with IPRoute() as ipr:
@@ -187,6 +190,8 @@ def add_uplink(ns: str, host_ifname: str, host_side: ipaddress.IPv4Interface,
             ipr.addr("replace", index=idx, address=str(host_side.ip), prefixlen=host_side.network.prefixlen)
             ipr.link("set", index=idx, state="up")
             _write_sysctl(f"net/ipv4/conf/{host_ifname}/forwarding", "1")
+            if host_forwarding:
+                _write_sysctl("net/ipv4/ip_forward", "1")
             run_in(ns, _setup_uplink, ns_side, host_side.ip)
             ours = (str(subnet.network_address), subnet.prefixlen)
             for route in ipr.get_routes(family=2, table=254):

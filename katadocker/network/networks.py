@@ -188,7 +188,7 @@ def create(settings: Settings, name: str, subnet: str | None = None, gateway: st
                            "Nat": backend or "", "Mtu": mtu, "Endpoints": {}},
         }
         try:
-            _realize(record)
+            _realize(record, _ip_forward(settings))
         except BaseException:
             _teardown(record)
             raise
@@ -208,7 +208,12 @@ def ensure_default(settings: Settings) -> dict:
         return _find(settings, DEFAULT_NETWORK)
 
 
-def _realize(record: dict) -> None:
+def _ip_forward(settings: Settings) -> bool:
+    """docker's ``ip-forward`` setting (katadocker's config file; default true)."""
+    return bool(settings.extra.get("ip-forward", True))
+
+
+def _realize(record: dict, host_forwarding: bool = True) -> None:
     """Build (or rebuild, idempotently) the host objects of `record`."""
     priv = _private(record)
     net, gw, mtu = _subnet(record), _gateway(record), priv["Mtu"]
@@ -218,7 +223,7 @@ def _realize(record: dict) -> None:
     if record["Internal"]:
         return
     ns_side, host_side = ipam.transfer_link(net, gw)
-    netns.add_uplink(ns, priv["HostLink"], host_side, ns_side, net, mtu)
+    netns.add_uplink(ns, priv["HostLink"], host_side, ns_side, net, mtu, host_forwarding)
     if priv["Nat"]:
         nat.add(priv["Nat"], ns, str(net), priv["HostLink"])
 
@@ -364,7 +369,7 @@ def attach(settings: Settings, network_name: str, container_id: str, container_n
             record["Containers"][container_id] = existing
             priv["Endpoints"][container_id] = {"Aliases": list(aliases), "Tap": f"tap{container_id[:11]}"}
         endpoint = priv["Endpoints"][container_id]
-        _realize(record)
+        _realize(record, _ip_forward(settings))
         netns.add_tap(priv["Netns"], endpoint["Tap"], priv["Mtu"])
         _save(settings, record)
         dns = [str(gw)] + ([] if record["Internal"] else host_nameservers())
