@@ -18,7 +18,8 @@ def version_report() -> dict:
         "Client": {"Platform": {"Name": "katadocker"}, "Version": DOCKER_COMPAT_VERSION,
                    "DefaultAPIVersion": API_VERSION, "Context": "default", **common},
         "Server": {"Platform": {"Name": "katadocker"}, "Version": DOCKER_COMPAT_VERSION,
-                   "KatadockerVersion": __version__, "MinAPIVersion": "1.24", "KernelVersion": os.uname().release,
+                   "KatadockerVersion": __version__, "MinAPIVersion": "1.24",
+                   "KernelVersion": os.uname().release,
                    "Components": [{"Name": "katadocker", "Version": __version__}], **common},
     }
 
@@ -57,9 +58,10 @@ def info_report(settings: Settings) -> dict:
 
 def _os_pretty_name() -> str:
     try:
-        for line in open("/etc/os-release"):
-            if line.startswith("PRETTY_NAME="):
-                return line.split("=", 1)[1].strip().strip('"')
+        with open("/etc/os-release") as f:
+            for line in f:
+                if line.startswith("PRETTY_NAME="):
+                    return line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
     return "Linux"

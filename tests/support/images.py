@@ -162,7 +162,8 @@ def busybox_rootfs(root: Path) -> Path:
     for d in ("bin", "etc", "tmp", "root", "home/app", "var/log", "proc", "sys", "dev"):
         (root / d).mkdir(parents=True, exist_ok=True)
     shutil.copy2(BUSYBOX, root / "bin/busybox")
-    applets = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True).stdout.split()
+    listing = subprocess.run([str(BUSYBOX), "--list"], capture_output=True, text=True, check=True)
+    applets = listing.stdout.split()
     for applet in applets:
         link = root / "bin" / applet
         if applet != "busybox" and not link.exists():
@@ -191,7 +192,8 @@ NGINX_TAR = CACHE / "nginx-rootfs.tar"
 NGINX_HOOKS = [
     'ln -sf /dev/stdout "$1/var/log/nginx/access.log"',
     'ln -sf /dev/stderr "$1/var/log/nginx/error.log"',
-    'rm -rf "$1/usr/share/doc" "$1/usr/share/man" "$1/usr/share/locale" "$1/var/cache/apt" "$1/var/lib/apt/lists"',
+    'rm -rf "$1/usr/share/doc" "$1/usr/share/man" "$1/usr/share/locale"',
+    'rm -rf "$1/var/cache/apt" "$1/var/lib/apt/lists"',
 ]
 NGINX_SPEC = ImageSpec(cmd=["nginx", "-g", "daemon off;"], exposed_ports=["80/tcp"], stop_signal="SIGQUIT",
                        labels={"maintainer": "katadocker tests"})
