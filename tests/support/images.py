@@ -187,7 +187,6 @@ def busybox_layout(layout: Path, spec: ImageSpec | None = None, extra_layers: li
 
 # ---- nginx ---------------------------------------------------------------------------------
 
-NGINX_TAR = CACHE / "nginx-rootfs.tar"
 # Docker's nginx image sends the logs to the container's stdout/stderr; Debian's writes files.
 NGINX_HOOKS = [
     'ln -sf /dev/stdout "$1/var/log/nginx/access.log"',
@@ -200,16 +199,18 @@ NGINX_SPEC = ImageSpec(cmd=["nginx", "-g", "daemon off;"], exposed_ports=["80/tc
 
 
 def nginx_rootfs_tar() -> Path:
-    """The cached nginx root filesystem tar, built with mmdebstrap on first use (~1 minute)."""
-    if NGINX_TAR.exists():
-        return NGINX_TAR
-    CACHE.mkdir(parents=True, exist_ok=True)
-    tmp = NGINX_TAR.with_suffix(".tmp.tar")
+    """The cached nginx root filesystem tar, built with mmdebstrap on first use (~1 minute).
+    The cache file is named by a hash of the build command, so changing the command rebuilds it."""
     cmd = ["mmdebstrap", "--quiet", "--variant=minbase", "--include=nginx-light", "--mode=root"]
     cmd += [f"--customize-hook={hook}" for hook in NGINX_HOOKS]
+    tar = CACHE / f"nginx-rootfs-{hashlib.sha256(repr(cmd).encode()).hexdigest()[:12]}.tar"
+    if tar.exists():
+        return tar
+    CACHE.mkdir(parents=True, exist_ok=True)
+    tmp = tar.with_suffix(".tmp.tar")
     subprocess.run([*cmd, "bookworm", str(tmp)], check=True)
-    tmp.rename(NGINX_TAR)
-    return NGINX_TAR
+    tmp.rename(tar)
+    return tar
 
 
 def nginx_layout(layout: Path) -> str:
