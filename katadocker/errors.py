@@ -17,6 +17,8 @@ class KatadockerError(Exception):
     daemon = True
     #: Exit code of a non-`run` command failing with this error.
     exit_code = 1
+    #: True when docker prints the message bare (neither prefix), e.g. template errors.
+    bare = False
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)

@@ -37,6 +37,7 @@ class TemplateError(KatadockerError):
     """A template that does not parse, or fails while executing (docker exits 1, no daemon prefix)."""
 
     daemon = False
+    bare = True
 
 
 class _Missing:

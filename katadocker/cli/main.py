@@ -75,7 +75,10 @@ def report_error(e: BaseException, *, prefix: str = "") -> None:
     from katadocker.errors import KatadockerError
 
     if isinstance(e, KatadockerError):
-        text = f"Error response from daemon: {e.message}" if e.daemon else f"Error: {e.message}"
+        if e.daemon:
+            text = f"Error response from daemon: {e.message}"
+        else:
+            text = e.message if e.bare else f"Error: {e.message}"
         if context.options.debug and e.detail:
             text += "\n" + e.detail
     else:

@@ -289,7 +289,7 @@ def _platform_suffix(section: Mapping[str, Any]) -> str:
 
 
 def _version_client(client: Mapping[str, Any]) -> list[str]:
-    api = client.get("ApiVersion", "")
+    api = client.get("APIVersion", "")
     default_api = client.get("DefaultAPIVersion", api)
     downgraded = f" (downgraded from {default_api})" if api != default_api else ""
     return [
@@ -309,7 +309,7 @@ def _version_server(server: Mapping[str, Any]) -> list[str]:
         "Server:" + _platform_suffix(server),
         " Engine:",
         f"  Version:\t{server.get('Version', '')}",
-        f"  API version:\t{server.get('ApiVersion', '')} (minimum version {server.get('MinAPIVersion', '')})",
+        f"  API version:\t{server.get('APIVersion', '')} (minimum version {server.get('MinAPIVersion', '')})",
         f"  Go version:\t{server.get('GoVersion', '')}",
         f"  Git commit:\t{server.get('GitCommit', '')}",
         f"  Built:\t{server.get('BuildTime', '')}",

@@ -12,13 +12,13 @@ from katadocker.config import Settings
 def version_report() -> dict:
     """docker's `version` structure: a Client and a Server section (the server is katadocker itself)."""
     go_arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
-    common = {"Os": "linux", "Arch": go_arch, "ApiVersion": API_VERSION, "GitCommit": "katadocker",
+    common = {"Os": "linux", "Arch": go_arch, "APIVersion": API_VERSION, "GitCommit": "katadocker",
               "GoVersion": f"python{platform.python_version()}", "BuildTime": ""}
     return {
         "Client": {"Platform": {"Name": "katadocker"}, "Version": DOCKER_COMPAT_VERSION,
                    "DefaultAPIVersion": API_VERSION, "Context": "default", **common},
         "Server": {"Platform": {"Name": "katadocker"}, "Version": DOCKER_COMPAT_VERSION,
-                   "KatadockerVersion": __version__, "MinAPIVersion": "1.24",
+                   "KatadockerVersion": __version__, "MinAPIVersion": "1.24", "Experimental": False,
                    "KernelVersion": os.uname().release,
                    "Components": [{"Name": "katadocker", "Version": __version__}], **common},
     }
@@ -32,6 +32,7 @@ def info_report(settings: Settings) -> dict:
     go_arch = platform.machine()
     return {
         "ID": "",
+        "ExperimentalBuild": False,
         "Containers": counts["containers"],
         "ContainersRunning": counts["running"],
         "ContainersPaused": counts["paused"],

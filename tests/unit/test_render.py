@@ -221,20 +221,20 @@ def test_version_text_layout() -> None:
     lines = text.splitlines()
     assert lines[0] == "Client: katadocker"
     assert lines[1] == f" Version:           {report['Client']['Version']}"
-    assert lines[2] == f" API version:       {report['Client']['ApiVersion']}"
+    assert lines[2] == f" API version:       {report['Client']['APIVersion']}"
     assert lines[6] == f" OS/Arch:           linux/{report['Client']['Arch']}"
     assert lines[7] == " Context:           default"
     assert lines[8] == ""
     assert lines[9] == "Server: katadocker"
     assert lines[10] == " Engine:"
-    assert lines[12] == (f"  API version:      {report['Server']['ApiVersion']} "
+    assert lines[12] == (f"  API version:      {report['Server']['APIVersion']} "
                          f"(minimum version {report['Server']['MinAPIVersion']})")
     component = report["Server"]["Components"][0]
     assert lines[-2:] == [" katadocker:", f"  Version:          {component['Version']}"]
 
 
 def test_version_text_downgraded_api_and_component_details() -> None:
-    report = {"Client": {"Version": "1", "ApiVersion": "1.40", "DefaultAPIVersion": "1.50", "Os": "linux",
+    report = {"Client": {"Version": "1", "APIVersion": "1.40", "DefaultAPIVersion": "1.50", "Os": "linux",
                          "Arch": "arm64", "Context": "default"},
               "Server": {"Version": "2", "Components": [{"Name": "runc", "Version": "1.1",
                                                         "Details": {"GitCommit": "abc"}}]}}

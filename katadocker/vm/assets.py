@@ -1,0 +1,107 @@
+"""Guest assets: the kernel and the initramfs (agent + modules) every VM boots, built once per host.
+
+``ensure_assets`` is cheap when nothing changed (it hashes a few source files and stats the cache)
+and is called by every ``run``. What it builds lives under ``<state>/assets/``::
+
+    agent-<key>           the compiled agent; key = hash of the agent's sources
+    initramfs-<key>.cpio  key = hash of (agent key, kernel path + version, module files, format)
+    debian-kernel/...     a downloaded kernel (see vm/kernel.py)
+
+Each file is written aside and renamed into place; the whole step runs under the ``guest-assets``
+lock so that concurrent first runs build once. Stale agents and initramfs files are removed when a
+new one is built (QEMU reads the initramfs at startup, so running VMs do not need the old file).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from katadocker.agent.build import agent_sources, compile_agent
+from katadocker.config import Settings
+from katadocker.state.lock import locked
+from katadocker.vm.accel import Accel, choose_accelerator
+from katadocker.vm.initramfs import GUEST_MODULES, build_initramfs, resolve_modules
+from katadocker.vm.kernel import find_kernel
+
+#: Bump when the initramfs layout changes, so older cached archives are rebuilt.
+INITRAMFS_FORMAT = 1
+
+Progress = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class GuestAssets:
+    """What a VM boots, and the facts ``katadocker info`` shows about it."""
+
+    kernel: Path
+    initramfs: Path
+    kernel_version: str
+    kernel_source: str  # config | katadocker | debian | host
+    reason: str  # why this kernel
+    accel: Accel
+    modules: tuple[str, ...]  # module file names packed into the initramfs, in load order
+
+
+def _digest(parts: Iterable[bytes]) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(len(part).to_bytes(8, "little") + part)
+    return h.hexdigest()[:16]
+
+
+def _remove_stale(directory: Path, pattern: str, keep: Path) -> None:
+    for old in directory.glob(pattern):
+        if old != keep:
+            old.unlink(missing_ok=True)
+
+
+def ensure_agent(assets_dir: Path, progress: Progress | None) -> Path:
+    """The compiled agent for the current sources, compiling it when its sources changed."""
+    key = _digest(p.read_bytes() for p in agent_sources())
+    agent = assets_dir / f"agent-{key}"
+    if not agent.is_file():
+        if progress:
+            progress("Compiling the guest agent")
+        compile_agent(agent)
+        _remove_stale(assets_dir, "agent-*", agent)
+    return agent
+
+
+def ensure_assets(settings: Settings, progress: Progress | None = None) -> GuestAssets:
+    """Kernel + initramfs for this host, building whatever is missing or out of date.
+
+    `progress` receives one line per step that does real work (compile, download, build); nothing
+    when everything is cached. Raises VMError when a step fails (no compiler, no kernel, ...).
+    """
+    accel = choose_accelerator()
+    assets_dir = settings.state.assets
+    assets_dir.mkdir(parents=True, exist_ok=True)
+    with locked(settings.state.locks, "guest-assets"):
+        agent = ensure_agent(assets_dir, progress)
+        kernel = find_kernel(settings, progress)
+        modules = resolve_modules(kernel.modules_dir, GUEST_MODULES) if kernel.modules_dir else []
+        key = _digest([
+            agent.name.encode(),
+            str(kernel.vmlinuz).encode(),
+            kernel.version.encode(),
+            *(f"{m}:{m.stat().st_size}:{m.stat().st_mtime_ns}".encode() for m in modules),
+            str(INITRAMFS_FORMAT).encode(),
+        ])
+        initramfs = assets_dir / f"initramfs-{key}.cpio"
+        if not initramfs.is_file():
+            if progress:
+                progress(f"Building the guest initramfs ({len(modules)} kernel modules)")
+            build_initramfs(agent, modules, initramfs)
+            _remove_stale(assets_dir, "initramfs-*.cpio", initramfs)
+    return GuestAssets(
+        kernel=kernel.vmlinuz,
+        initramfs=initramfs,
+        kernel_version=kernel.version,
+        kernel_source=kernel.source,
+        reason=kernel.reason,
+        accel=accel,
+        modules=tuple(m.name for m in modules),
+    )

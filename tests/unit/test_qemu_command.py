@@ -1,0 +1,122 @@
+"""The QEMU command builder and the accelerator rule."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from katadocker.errors import InvalidArgument, VMError
+from katadocker.vm.accel import choose_accelerator
+from katadocker.vm.qemu import KERNEL_CMDLINE, NetSpec, Share, VMSpec, qemu_command
+
+
+def spec(**kw: object) -> VMSpec:
+    base: dict[str, object] = dict(
+        kernel=Path("/k/vmlinuz"), initramfs=Path("/k/initrd.cpio"), accel="tcg",
+        agent_socket=Path("/run/x/agent.sock"), console_log=Path("/run/x/console.log"),
+        qmp_socket=Path("/run/x/qmp.sock"), firmware=None,
+    )
+    base.update(kw)
+    return VMSpec(**base)  # type: ignore[arg-type]
+
+
+def value(argv: list[str], flag: str) -> list[str]:
+    """Every value given to `flag` in argv."""
+    return [argv[i + 1] for i, a in enumerate(argv) if a == flag]
+
+
+def test_basic_tcg_command() -> None:
+    argv = qemu_command(spec(memory_mib=256), qemu="qemu")
+    assert argv[0] == "qemu"
+    for flag in ("-nodefaults", "-no-user-config", "-nographic", "-no-reboot"):
+        assert flag in argv
+    assert value(argv, "-machine")[0].startswith("q35,memory-backend=mem")
+    assert value(argv, "-accel") == ["tcg,thread=single,tb-size=64"]
+    assert value(argv, "-m") == ["256M"]
+    assert "memory-backend-memfd,id=mem,size=256M,share=on" in value(argv, "-object")
+    assert value(argv, "-kernel") == ["/k/vmlinuz"]
+    assert value(argv, "-initrd") == ["/k/initrd.cpio"]
+    assert value(argv, "-append") == [" ".join(KERNEL_CMDLINE)]
+    assert "file,id=console,path=/run/x/console.log" in value(argv, "-chardev")
+    assert value(argv, "-serial") == ["chardev:console"]
+    assert value(argv, "-qmp") == ["unix:/run/x/qmp.sock,server=on,wait=off"]
+    assert "-netdev" not in argv and "-bios" not in argv
+
+
+def test_agent_port_is_the_agreed_virtio_serial_port() -> None:
+    argv = qemu_command(spec(), qemu="qemu")
+    assert "virtio-serial-pci,id=vser0" in value(argv, "-device")
+    assert "socket,id=agent,path=/run/x/agent.sock,server=on,wait=off" in value(argv, "-chardev")
+    assert "virtserialport,bus=vser0.0,chardev=agent,name=org.katadocker.agent" in value(argv, "-device")
+
+
+def test_shares_become_vhost_user_fs_devices() -> None:
+    shares = (Share("rootfs", Path("/r/fs0.sock")), Share("vol1", Path("/r/fs1.sock")))
+    argv = qemu_command(spec(shares=shares), qemu="qemu")
+    assert "socket,id=fs0,path=/r/fs0.sock" in value(argv, "-chardev")
+    assert "socket,id=fs1,path=/r/fs1.sock" in value(argv, "-chardev")
+    devices = value(argv, "-device")
+    assert "vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=rootfs" in devices
+    assert "vhost-user-fs-pci,queue-size=1024,chardev=fs1,tag=vol1" in devices
+
+
+def test_network_and_cpus_and_kvm() -> None:
+    argv = qemu_command(spec(net=NetSpec("tap0", "02:42:ac:11:00:02"), cpus=2, accel="kvm",
+                             cmdline_extra=("katadocker.debug=1",), firmware=Path("/fw/qboot.rom")),
+                        qemu="qemu")
+    assert value(argv, "-netdev") == ["tap,id=net0,ifname=tap0,script=no,downscript=no"]
+    assert "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02" in value(argv, "-device")
+    assert value(argv, "-smp") == ["2"]
+    assert value(argv, "-accel") == ["kvm"] and value(argv, "-cpu") == ["host"]
+    assert value(argv, "-bios") == ["/fw/qboot.rom"]
+    assert value(argv, "-append")[0].endswith(" katadocker.debug=1")
+    assert value(qemu_command(spec(cpus=2), qemu="qemu"), "-accel") == ["tcg,thread=multi,tb-size=64"]
+
+
+def test_rejects_too_little_memory_and_unknown_accel() -> None:
+    with pytest.raises(VMError, match="minimum"):
+        qemu_command(spec(memory_mib=64), qemu="qemu")
+    with pytest.raises(VMError, match="accelerator"):
+        qemu_command(spec(accel="hvf"), qemu="qemu")
+
+
+def test_kernel_cmdline_essentials() -> None:
+    assert "console=ttyS0" in KERNEL_CMDLINE
+    assert "panic=-1" in KERNEL_CMDLINE  # with -no-reboot, a panic ends QEMU instead of hanging
+
+
+# ---- accelerator rule ---------------------------------------------------------------------------
+
+
+def cpuinfo(tmp_path: Path, flags: str) -> Path:
+    p = tmp_path / "cpuinfo"
+    p.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {flags}\n\nprocessor\t: 1\nflags\t\t: fpu {flags}\n")
+    return p
+
+
+def test_kvm_needs_vmx_or_svm_and_an_openable_device(tmp_path: Path) -> None:
+    dev = tmp_path / "kvm"
+    dev.write_text("")
+    assert choose_accelerator({}, cpuinfo(tmp_path, "vmx"), dev).name == "kvm"
+    assert choose_accelerator({}, cpuinfo(tmp_path, "svm"), dev).name == "kvm"
+    no_flags = choose_accelerator({}, cpuinfo(tmp_path, "hypervisor"), dev)
+    assert no_flags.name == "tcg" and no_flags.fallback
+    assert no_flags.notice and "\n" not in no_flags.notice and "TCG" in no_flags.notice
+    no_dev = choose_accelerator({}, cpuinfo(tmp_path, "vmx"), tmp_path / "missing")
+    assert no_dev.name == "tcg" and "missing" in no_dev.reason
+
+
+def test_env_forces_the_accelerator(tmp_path: Path) -> None:
+    forced = choose_accelerator({"KATADOCKER_ACCEL": "kvm"}, cpuinfo(tmp_path, ""), tmp_path / "missing")
+    assert forced.name == "kvm" and forced.notice is None
+    assert choose_accelerator({"KATADOCKER_ACCEL": "TCG"}, cpuinfo(tmp_path, "vmx"), tmp_path).name == "tcg"
+    with pytest.raises(InvalidArgument):
+        choose_accelerator({"KATADOCKER_ACCEL": "hvf"})
+
+
+def test_this_host_picks_tcg_without_vmx() -> None:
+    words = Path("/proc/cpuinfo").read_text().split()
+    if "vmx" in words or "svm" in words:
+        pytest.skip("this host has hardware virtualization")
+    assert choose_accelerator({}).name == "tcg"
