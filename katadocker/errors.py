@@ -17,8 +17,9 @@ class KatadockerError(Exception):
     daemon = True
     #: Exit code of a non-`run` command failing with this error.
     exit_code = 1
-    #: True when docker prints the message bare (neither prefix), e.g. template errors.
-    bare = False
+    #: What docker's client puts before a non-daemon message ("Error: " for `No such object`;
+    #: most client-side failures, like `invalid reference format`, are printed bare).
+    client_prefix = ""
 
     def __init__(self, message: str, *, detail: str | None = None) -> None:
         super().__init__(message)
@@ -57,6 +58,7 @@ class NoSuchObject(NotFound):
     """`inspect` found neither container nor image (nor network, volume)."""
 
     daemon = False
+    client_prefix = "Error: "
 
     def __init__(self, ref: str) -> None:
         super().__init__(f"No such object: {ref}")

@@ -37,7 +37,6 @@ class TemplateError(KatadockerError):
     """A template that does not parse, or fails while executing (docker exits 1, no daemon prefix)."""
 
     daemon = False
-    bare = True
 
 
 class _Missing:

@@ -70,20 +70,23 @@ def _report_usage_error(e: click.UsageError) -> int:
     return 125
 
 
-def report_error(e: BaseException, *, prefix: str = "") -> None:
-    """Print a KatadockerError as docker would; with --debug add the traceback and its detail."""
+def error_text(e: BaseException) -> str:
+    """The text docker prints for a failure (daemon prefix, client prefix or bare); with --debug
+    followed by the error's detail (helper command lines, console tail)."""
     from katadocker.errors import KatadockerError
 
-    if isinstance(e, KatadockerError):
-        if e.daemon:
-            text = f"Error response from daemon: {e.message}"
-        else:
-            text = e.message if e.bare else f"Error: {e.message}"
-        if context.options.debug and e.detail:
-            text += "\n" + e.detail
-    else:
-        text = f"Error: {e}"
-    sys.stderr.write(f"{prefix}{text}\n")
+    if not isinstance(e, KatadockerError):
+        return f"Error: {e}"
+    text = f"Error response from daemon: {e.message}" if e.daemon else e.client_prefix + e.message
+    if context.options.debug and e.detail:
+        text += "\n" + e.detail
+    return text
+
+
+def report_error(e: BaseException, *, prefix: str = "", suffix: str = "") -> None:
+    """Print `e` as docker would (see error_text) between `prefix` and `suffix`; with --debug add
+    the traceback."""
+    sys.stderr.write(f"{prefix}{error_text(e)}{suffix}\n")
     if context.options.debug:
         traceback.print_exception(e, file=sys.stderr)
 
