@@ -1,0 +1,495 @@
+# katadocker completion for fish: commands, subcommands, flags, and the names of live containers,
+# images, networks and volumes. Generated from the CLI definition by scripts/gen-completions (or
+# `katadocker completion fish`): do not edit.
+
+# Print the completion data for key $argv[1], one word a line (see katadocker/cli/completion.py).
+function __katadocker_spec
+    switch "$argv[1]"
+        case 'sub katadocker'
+            printf '%s\n' 'completion' 'container' 'create' 'history' 'image' 'images' 'info' 'inspect' 'kill' 'load' 'login' 'logout' 'logs' 'network' 'ps' 'pull' 'rename' 'restart' 'rm' 'rmi' 'run' 'save' 'start' 'stop' 'system' 'tag' 'version' 'volume' 'wait'
+        case 'flags katadocker'
+            printf '%s\n' '--config' '--debug' '--help' '--log-level' '--root' '--version' '-D' '-l' '-v'
+        case 'vflags katadocker'
+            printf '%s\n' '--config' '--log-level' '--root' '-l'
+        case 'opt katadocker --config'
+            printf '%s\n' '@file'
+        case 'opt katadocker --root'
+            printf '%s\n' '@file'
+        case 'flags katadocker completion'
+            printf '%s\n' '--help'
+        case 'args katadocker completion'
+            printf '%s\n' 'bash,fish,zsh'
+        case 'sub katadocker container'
+            printf '%s\n' 'create' 'inspect' 'kill' 'list' 'logs' 'ls' 'prune' 'ps' 'remove' 'rename' 'restart' 'rm' 'run' 'start' 'stop' 'wait'
+        case 'flags katadocker container'
+            printf '%s\n' '--help'
+        case 'flags katadocker container create'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--help' '--hostname' '--init' '--interactive' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--publish-all' '--pull' '--quiet' '--rm' '--stop-signal' '--stop-timeout' '--tty' '--user' '--workdir' '-P' '-a' '-e' '-h' '-i' '-l' '-m' '-p' '-q' '-t' '-u' '-w'
+        case 'vflags katadocker container create'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--hostname' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--pull' '--stop-signal' '--stop-timeout' '--user' '--workdir' '-a' '-e' '-h' '-l' '-m' '-p' '-u' '-w'
+        case 'args katadocker container create'
+            printf '%s\n' '@image'
+        case 'rest katadocker container create'
+            printf '%s\n' '@none'
+        case 'stop katadocker container create'
+            printf '%s\n' '1'
+        case 'opt katadocker container create --env-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker container create --label-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker container create --net'
+            printf '%s\n' '@network'
+        case 'opt katadocker container create --network'
+            printf '%s\n' '@network'
+        case 'flags katadocker container inspect'
+            printf '%s\n' '--format' '--help' '--size' '-f' '-s'
+        case 'vflags katadocker container inspect'
+            printf '%s\n' '--format' '-f'
+        case 'rest katadocker container inspect'
+            printf '%s\n' '@container'
+        case 'flags katadocker container kill'
+            printf '%s\n' '--help' '--signal' '-s'
+        case 'vflags katadocker container kill'
+            printf '%s\n' '--signal' '-s'
+        case 'rest katadocker container kill'
+            printf '%s\n' '@container'
+        case 'flags katadocker container list'
+            printf '%s\n' '--all' '--filter' '--format' '--help' '--last' '--latest' '--no-trunc' '--quiet' '--size' '-a' '-f' '-l' '-n' '-q' '-s'
+        case 'vflags katadocker container list'
+            printf '%s\n' '--filter' '--format' '--last' '-f' '-n'
+        case 'flags katadocker container logs'
+            printf '%s\n' '--details' '--follow' '--help' '--since' '--tail' '--timestamps' '--until' '-f' '-n' '-t'
+        case 'vflags katadocker container logs'
+            printf '%s\n' '--since' '--tail' '--until' '-n'
+        case 'args katadocker container logs'
+            printf '%s\n' '@container'
+        case 'flags katadocker container ls'
+            printf '%s\n' '--all' '--filter' '--format' '--help' '--last' '--latest' '--no-trunc' '--quiet' '--size' '-a' '-f' '-l' '-n' '-q' '-s'
+        case 'vflags katadocker container ls'
+            printf '%s\n' '--filter' '--format' '--last' '-f' '-n'
+        case 'flags katadocker container prune'
+            printf '%s\n' '--filter' '--force' '--help' '-f'
+        case 'vflags katadocker container prune'
+            printf '%s\n' '--filter'
+        case 'flags katadocker container ps'
+            printf '%s\n' '--all' '--filter' '--format' '--help' '--last' '--latest' '--no-trunc' '--quiet' '--size' '-a' '-f' '-l' '-n' '-q' '-s'
+        case 'vflags katadocker container ps'
+            printf '%s\n' '--filter' '--format' '--last' '-f' '-n'
+        case 'flags katadocker container remove'
+            printf '%s\n' '--force' '--help' '--volumes' '-f' '-v'
+        case 'rest katadocker container remove'
+            printf '%s\n' '@container'
+        case 'flags katadocker container rename'
+            printf '%s\n' '--help'
+        case 'args katadocker container rename'
+            printf '%s\n' '@container' '@none'
+        case 'flags katadocker container restart'
+            printf '%s\n' '--help' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'vflags katadocker container restart'
+            printf '%s\n' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'rest katadocker container restart'
+            printf '%s\n' '@container'
+        case 'flags katadocker container rm'
+            printf '%s\n' '--force' '--help' '--volumes' '-f' '-v'
+        case 'rest katadocker container rm'
+            printf '%s\n' '@container'
+        case 'flags katadocker container run'
+            printf '%s\n' '--attach' '--cpus' '--detach' '--entrypoint' '--env' '--env-file' '--help' '--hostname' '--init' '--interactive' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--publish-all' '--pull' '--quiet' '--rm' '--sig-proxy' '--stop-signal' '--stop-timeout' '--tty' '--user' '--workdir' '-P' '-a' '-d' '-e' '-h' '-i' '-l' '-m' '-p' '-q' '-t' '-u' '-w'
+        case 'vflags katadocker container run'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--hostname' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--pull' '--stop-signal' '--stop-timeout' '--user' '--workdir' '-a' '-e' '-h' '-l' '-m' '-p' '-u' '-w'
+        case 'args katadocker container run'
+            printf '%s\n' '@image'
+        case 'rest katadocker container run'
+            printf '%s\n' '@none'
+        case 'stop katadocker container run'
+            printf '%s\n' '1'
+        case 'opt katadocker container run --env-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker container run --label-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker container run --net'
+            printf '%s\n' '@network'
+        case 'opt katadocker container run --network'
+            printf '%s\n' '@network'
+        case 'flags katadocker container start'
+            printf '%s\n' '--attach' '--help' '--interactive' '-a' '-i'
+        case 'rest katadocker container start'
+            printf '%s\n' '@container'
+        case 'flags katadocker container stop'
+            printf '%s\n' '--help' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'vflags katadocker container stop'
+            printf '%s\n' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'rest katadocker container stop'
+            printf '%s\n' '@container'
+        case 'flags katadocker container wait'
+            printf '%s\n' '--help'
+        case 'rest katadocker container wait'
+            printf '%s\n' '@container'
+        case 'flags katadocker create'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--help' '--hostname' '--init' '--interactive' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--publish-all' '--pull' '--quiet' '--rm' '--stop-signal' '--stop-timeout' '--tty' '--user' '--workdir' '-P' '-a' '-e' '-h' '-i' '-l' '-m' '-p' '-q' '-t' '-u' '-w'
+        case 'vflags katadocker create'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--hostname' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--pull' '--stop-signal' '--stop-timeout' '--user' '--workdir' '-a' '-e' '-h' '-l' '-m' '-p' '-u' '-w'
+        case 'args katadocker create'
+            printf '%s\n' '@image'
+        case 'rest katadocker create'
+            printf '%s\n' '@none'
+        case 'stop katadocker create'
+            printf '%s\n' '1'
+        case 'opt katadocker create --env-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker create --label-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker create --net'
+            printf '%s\n' '@network'
+        case 'opt katadocker create --network'
+            printf '%s\n' '@network'
+        case 'flags katadocker history'
+            printf '%s\n' '--format' '--help' '--human' '--no-human' '--no-trunc' '--quiet' '-H' '-q'
+        case 'vflags katadocker history'
+            printf '%s\n' '--format'
+        case 'args katadocker history'
+            printf '%s\n' '@image'
+        case 'sub katadocker image'
+            printf '%s\n' 'history' 'inspect' 'list' 'load' 'ls' 'prune' 'pull' 'remove' 'rm' 'save' 'tag'
+        case 'flags katadocker image'
+            printf '%s\n' '--help'
+        case 'flags katadocker image history'
+            printf '%s\n' '--format' '--help' '--human' '--no-human' '--no-trunc' '--quiet' '-H' '-q'
+        case 'vflags katadocker image history'
+            printf '%s\n' '--format'
+        case 'args katadocker image history'
+            printf '%s\n' '@image'
+        case 'flags katadocker image inspect'
+            printf '%s\n' '--format' '--help' '-f'
+        case 'vflags katadocker image inspect'
+            printf '%s\n' '--format' '-f'
+        case 'rest katadocker image inspect'
+            printf '%s\n' '@image'
+        case 'flags katadocker image list'
+            printf '%s\n' '--all' '--digests' '--filter' '--format' '--help' '--no-trunc' '--quiet' '-a' '-f' '-q'
+        case 'vflags katadocker image list'
+            printf '%s\n' '--filter' '--format' '-f'
+        case 'args katadocker image list'
+            printf '%s\n' '@none'
+        case 'flags katadocker image load'
+            printf '%s\n' '--help' '--input' '--quiet' '-i' '-q'
+        case 'vflags katadocker image load'
+            printf '%s\n' '--input' '-i'
+        case 'opt katadocker image load --input'
+            printf '%s\n' '@file'
+        case 'opt katadocker image load -i'
+            printf '%s\n' '@file'
+        case 'flags katadocker image ls'
+            printf '%s\n' '--all' '--digests' '--filter' '--format' '--help' '--no-trunc' '--quiet' '-a' '-f' '-q'
+        case 'vflags katadocker image ls'
+            printf '%s\n' '--filter' '--format' '-f'
+        case 'args katadocker image ls'
+            printf '%s\n' '@none'
+        case 'flags katadocker image prune'
+            printf '%s\n' '--all' '--filter' '--force' '--help' '-a' '-f'
+        case 'vflags katadocker image prune'
+            printf '%s\n' '--filter' '-f'
+        case 'flags katadocker image pull'
+            printf '%s\n' '--all-tags' '--help' '--platform' '--quiet' '-a' '-q'
+        case 'vflags katadocker image pull'
+            printf '%s\n' '--platform'
+        case 'args katadocker image pull'
+            printf '%s\n' '@none'
+        case 'flags katadocker image remove'
+            printf '%s\n' '--force' '--help' '--no-prune' '-f'
+        case 'rest katadocker image remove'
+            printf '%s\n' '@image'
+        case 'flags katadocker image rm'
+            printf '%s\n' '--force' '--help' '--no-prune' '-f'
+        case 'rest katadocker image rm'
+            printf '%s\n' '@image'
+        case 'flags katadocker image save'
+            printf '%s\n' '--help' '--output' '-o'
+        case 'vflags katadocker image save'
+            printf '%s\n' '--output' '-o'
+        case 'rest katadocker image save'
+            printf '%s\n' '@image'
+        case 'opt katadocker image save --output'
+            printf '%s\n' '@file'
+        case 'opt katadocker image save -o'
+            printf '%s\n' '@file'
+        case 'flags katadocker image tag'
+            printf '%s\n' '--help'
+        case 'args katadocker image tag'
+            printf '%s\n' '@image' '@image'
+        case 'flags katadocker images'
+            printf '%s\n' '--all' '--digests' '--filter' '--format' '--help' '--no-trunc' '--quiet' '-a' '-f' '-q'
+        case 'vflags katadocker images'
+            printf '%s\n' '--filter' '--format' '-f'
+        case 'args katadocker images'
+            printf '%s\n' '@none'
+        case 'flags katadocker info'
+            printf '%s\n' '--format' '--help' '-f'
+        case 'vflags katadocker info'
+            printf '%s\n' '--format' '-f'
+        case 'flags katadocker inspect'
+            printf '%s\n' '--format' '--help' '--size' '--type' '-f' '-s'
+        case 'vflags katadocker inspect'
+            printf '%s\n' '--format' '--type' '-f'
+        case 'rest katadocker inspect'
+            printf '%s\n' '@container,@image'
+        case 'flags katadocker kill'
+            printf '%s\n' '--help' '--signal' '-s'
+        case 'vflags katadocker kill'
+            printf '%s\n' '--signal' '-s'
+        case 'rest katadocker kill'
+            printf '%s\n' '@container'
+        case 'flags katadocker load'
+            printf '%s\n' '--help' '--input' '--quiet' '-i' '-q'
+        case 'vflags katadocker load'
+            printf '%s\n' '--input' '-i'
+        case 'opt katadocker load --input'
+            printf '%s\n' '@file'
+        case 'opt katadocker load -i'
+            printf '%s\n' '@file'
+        case 'flags katadocker login'
+            printf '%s\n' '--help' '--password' '--password-stdin' '--username' '-p' '-u'
+        case 'vflags katadocker login'
+            printf '%s\n' '--password' '--username' '-p' '-u'
+        case 'args katadocker login'
+            printf '%s\n' '@none'
+        case 'flags katadocker logout'
+            printf '%s\n' '--help'
+        case 'args katadocker logout'
+            printf '%s\n' '@none'
+        case 'flags katadocker logs'
+            printf '%s\n' '--details' '--follow' '--help' '--since' '--tail' '--timestamps' '--until' '-f' '-n' '-t'
+        case 'vflags katadocker logs'
+            printf '%s\n' '--since' '--tail' '--until' '-n'
+        case 'args katadocker logs'
+            printf '%s\n' '@container'
+        case 'sub katadocker network'
+            printf '%s\n' 'connect' 'create' 'disconnect' 'inspect' 'list' 'ls' 'prune' 'remove' 'rm'
+        case 'flags katadocker network'
+            printf '%s\n' '--help'
+        case 'flags katadocker network connect'
+            printf '%s\n' '--alias' '--help' '--ip'
+        case 'vflags katadocker network connect'
+            printf '%s\n' '--alias' '--ip'
+        case 'args katadocker network connect'
+            printf '%s\n' '@network' '@container'
+        case 'flags katadocker network create'
+            printf '%s\n' '--attachable' '--driver' '--gateway' '--help' '--internal' '--ipv6' '--label' '--opt' '--subnet' '-d' '-o'
+        case 'vflags katadocker network create'
+            printf '%s\n' '--driver' '--gateway' '--label' '--opt' '--subnet' '-d' '-o'
+        case 'args katadocker network create'
+            printf '%s\n' '@none'
+        case 'flags katadocker network disconnect'
+            printf '%s\n' '--force' '--help' '-f'
+        case 'args katadocker network disconnect'
+            printf '%s\n' '@network' '@container'
+        case 'flags katadocker network inspect'
+            printf '%s\n' '--format' '--help' '-f'
+        case 'vflags katadocker network inspect'
+            printf '%s\n' '--format' '-f'
+        case 'rest katadocker network inspect'
+            printf '%s\n' '@network'
+        case 'flags katadocker network list'
+            printf '%s\n' '--filter' '--format' '--help' '--no-trunc' '--quiet' '-f' '-q'
+        case 'vflags katadocker network list'
+            printf '%s\n' '--filter' '--format' '-f'
+        case 'flags katadocker network ls'
+            printf '%s\n' '--filter' '--format' '--help' '--no-trunc' '--quiet' '-f' '-q'
+        case 'vflags katadocker network ls'
+            printf '%s\n' '--filter' '--format' '-f'
+        case 'flags katadocker network prune'
+            printf '%s\n' '--filter' '--force' '--help' '-f'
+        case 'vflags katadocker network prune'
+            printf '%s\n' '--filter'
+        case 'flags katadocker network remove'
+            printf '%s\n' '--force' '--help' '-f'
+        case 'rest katadocker network remove'
+            printf '%s\n' '@network'
+        case 'flags katadocker network rm'
+            printf '%s\n' '--force' '--help' '-f'
+        case 'rest katadocker network rm'
+            printf '%s\n' '@network'
+        case 'flags katadocker ps'
+            printf '%s\n' '--all' '--filter' '--format' '--help' '--last' '--latest' '--no-trunc' '--quiet' '--size' '-a' '-f' '-l' '-n' '-q' '-s'
+        case 'vflags katadocker ps'
+            printf '%s\n' '--filter' '--format' '--last' '-f' '-n'
+        case 'flags katadocker pull'
+            printf '%s\n' '--all-tags' '--help' '--platform' '--quiet' '-a' '-q'
+        case 'vflags katadocker pull'
+            printf '%s\n' '--platform'
+        case 'args katadocker pull'
+            printf '%s\n' '@none'
+        case 'flags katadocker rename'
+            printf '%s\n' '--help'
+        case 'args katadocker rename'
+            printf '%s\n' '@container' '@none'
+        case 'flags katadocker restart'
+            printf '%s\n' '--help' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'vflags katadocker restart'
+            printf '%s\n' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'rest katadocker restart'
+            printf '%s\n' '@container'
+        case 'flags katadocker rm'
+            printf '%s\n' '--force' '--help' '--volumes' '-f' '-v'
+        case 'rest katadocker rm'
+            printf '%s\n' '@container'
+        case 'flags katadocker rmi'
+            printf '%s\n' '--force' '--help' '--no-prune' '-f'
+        case 'rest katadocker rmi'
+            printf '%s\n' '@image'
+        case 'flags katadocker run'
+            printf '%s\n' '--attach' '--cpus' '--detach' '--entrypoint' '--env' '--env-file' '--help' '--hostname' '--init' '--interactive' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--publish-all' '--pull' '--quiet' '--rm' '--sig-proxy' '--stop-signal' '--stop-timeout' '--tty' '--user' '--workdir' '-P' '-a' '-d' '-e' '-h' '-i' '-l' '-m' '-p' '-q' '-t' '-u' '-w'
+        case 'vflags katadocker run'
+            printf '%s\n' '--attach' '--cpus' '--entrypoint' '--env' '--env-file' '--hostname' '--label' '--label-file' '--memory' '--name' '--net' '--network' '--platform' '--publish' '--pull' '--stop-signal' '--stop-timeout' '--user' '--workdir' '-a' '-e' '-h' '-l' '-m' '-p' '-u' '-w'
+        case 'args katadocker run'
+            printf '%s\n' '@image'
+        case 'rest katadocker run'
+            printf '%s\n' '@none'
+        case 'stop katadocker run'
+            printf '%s\n' '1'
+        case 'opt katadocker run --env-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker run --label-file'
+            printf '%s\n' '@file'
+        case 'opt katadocker run --net'
+            printf '%s\n' '@network'
+        case 'opt katadocker run --network'
+            printf '%s\n' '@network'
+        case 'flags katadocker save'
+            printf '%s\n' '--help' '--output' '-o'
+        case 'vflags katadocker save'
+            printf '%s\n' '--output' '-o'
+        case 'rest katadocker save'
+            printf '%s\n' '@image'
+        case 'opt katadocker save --output'
+            printf '%s\n' '@file'
+        case 'opt katadocker save -o'
+            printf '%s\n' '@file'
+        case 'flags katadocker start'
+            printf '%s\n' '--attach' '--help' '--interactive' '-a' '-i'
+        case 'rest katadocker start'
+            printf '%s\n' '@container'
+        case 'flags katadocker stop'
+            printf '%s\n' '--help' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'vflags katadocker stop'
+            printf '%s\n' '--signal' '--time' '--timeout' '-s' '-t'
+        case 'rest katadocker stop'
+            printf '%s\n' '@container'
+        case 'sub katadocker system'
+            printf '%s\n' 'info' 'prepare'
+        case 'flags katadocker system'
+            printf '%s\n' '--help'
+        case 'flags katadocker system info'
+            printf '%s\n' '--format' '--help' '-f'
+        case 'vflags katadocker system info'
+            printf '%s\n' '--format' '-f'
+        case 'flags katadocker system prepare'
+            printf '%s\n' '--help'
+        case 'flags katadocker tag'
+            printf '%s\n' '--help'
+        case 'args katadocker tag'
+            printf '%s\n' '@image' '@image'
+        case 'flags katadocker version'
+            printf '%s\n' '--format' '--help' '-f'
+        case 'vflags katadocker version'
+            printf '%s\n' '--format' '-f'
+        case 'flags katadocker volume'
+            printf '%s\n' '--help'
+        case 'flags katadocker wait'
+            printf '%s\n' '--help'
+        case 'rest katadocker wait'
+            printf '%s\n' '@container'
+    end
+end
+
+# Print the names of the live objects of kind $argv[1], one a line.
+function __katadocker_list
+    switch "$argv[1]"
+        case container
+            katadocker ps -a --format '{{.Names}}' 2>/dev/null </dev/null
+        case image
+            katadocker images --format '{{.Repository}}:{{.Tag}}' 2>/dev/null </dev/null
+        case network
+            katadocker network ls --format '{{.Name}}' 2>/dev/null </dev/null
+        case volume
+            katadocker volume ls -q 2>/dev/null </dev/null
+    end
+end
+
+# Print the candidates for value items $argv (@kind: live names; @file: paths).
+function __katadocker_values
+    for item in $argv
+        switch $item
+            case @file
+                __fish_complete_path (commandline -ct)
+            case '@*'
+                __katadocker_list (string sub -s 2 -- $item)
+            case '*'
+                printf '%s\n' $item
+        end
+    end
+end
+
+# Print the candidates for the command line before the cursor, walking its words as click parses
+# them (global options, management groups, values of options, `--`).
+function __katadocker_complete
+    set -l tokens (commandline -opc)
+    set -e tokens[1]
+    set -l cur (commandline -ct)
+    set -l cmdpath katadocker
+    set -l skip 0
+    set -l endopts 0
+    set -l npos 0
+    set -l flag
+    for word in $tokens
+        if test $skip -eq 1
+            set skip 0
+            continue
+        end
+        if test $endopts -eq 0; and string match -q -- '-?*' "$word"
+            set -l vflags (__katadocker_spec "vflags $cmdpath")
+            if test "$word" = --
+                set endopts 1
+            else if not string match -q -- '*=*' "$word"; and contains -- "$word" $vflags
+                set skip 1
+                set flag "$word"
+            end
+            continue
+        end
+        if test $npos -eq 0; and contains -- "$word" (__katadocker_spec "sub $cmdpath")
+            set cmdpath "$cmdpath $word"
+            continue
+        end
+        set npos (math $npos + 1)
+        set -l stop (__katadocker_spec "stop $cmdpath")
+        if set -q stop[1]
+            set endopts 1
+        end
+    end
+    if test $skip -eq 1
+        __katadocker_values (__katadocker_spec "opt $cmdpath $flag")
+    else if test $endopts -eq 0; and string match -q -- '-*=*' "$cur"
+        set flag (string split -m 1 = -- "$cur")[1]
+        for value in (__katadocker_values (__katadocker_spec "opt $cmdpath $flag"))
+            printf '%s\n' "$flag=$value"
+        end
+    else if test $endopts -eq 0; and string match -q -- '-*' "$cur"
+        __katadocker_spec "flags $cmdpath"
+    else
+        set -l subs (__katadocker_spec "sub $cmdpath")
+        if test $npos -eq 0; and set -q subs[1]
+            printf '%s\n' $subs
+        else
+            set -l args (__katadocker_spec "args $cmdpath")
+            set -l spec (__katadocker_spec "rest $cmdpath")
+            if test $npos -lt (count $args)
+                set spec $args[(math $npos + 1)]
+            end
+            if set -q spec[1]
+                __katadocker_values (string split , -- $spec[1])
+            end
+        end
+    end
+end
+
+complete -c katadocker -f -a '(__katadocker_complete | string match -v -- "*<none>*")'
