@@ -9,7 +9,9 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
+import click
 import typer
+from typer.core import TyperCommand
 
 from katadocker.cli.app import COMMON, command
 
@@ -31,80 +33,70 @@ FilterOpt = Annotated[list[str] | None, typer.Option("-f", "--filter", help="Pro
 ImagesArg = Annotated[list[str], typer.Argument(metavar="IMAGE [IMAGE...]")]
 
 
-# ---- rendering helpers (docker's go-units and tabwriter) ---------------------------------------------
+# Go's strconv.ParseBool, which docker's bool flags use for an explicit ``=value``.
+_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
+             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
 
 
-def human_size(size: float, precision: int = 3) -> str:
-    """go-units HumanSizeWithPrecision: decimal units, ``%.<precision>g`` (``72.9MB``, ``0B``)."""
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while size >= 1000 and i < len(units) - 1:
-        size /= 1000
-        i += 1
-    return f"{size:.{precision}g}{units[i]}"
+class _BoolValueFlags(TyperCommand):
+    """A command whose on/off flags (``--human/--no-human``) also take docker's explicit forms
+    ``-H=false`` and ``--human=true`` (a value only after ``=``; Go's ParseBool spellings). Other
+    arguments, and everything after ``--``, reach click unchanged."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        flags = {name: p for p in self.params
+                 if isinstance(p, click.Option) and p.is_flag and p.secondary_opts for name in p.opts}
+        end = args.index("--") if "--" in args else len(args)
+        spelled = [_spell_bool(ctx, flags, arg) for arg in args[:end]]
+        return super().parse_args(ctx, spelled + args[end:])
 
 
-def human_duration(seconds: float) -> str:
-    """go-units HumanDuration (``About a minute``, ``3 days``)."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s < 60:
-        return "1 second" if s == 1 else f"{s} seconds"
-    minutes = s // 60
-    if minutes < 60:
-        return "About a minute" if minutes == 1 else f"{minutes} minutes"
-    hours = round(seconds / 3600)
-    if hours == 1:
-        return "About an hour"
-    for limit, div, unit in ((48, 1, "hours"), (24 * 14, 24, "days"), (24 * 60, 24 * 7, "weeks"),
-                             (24 * 730, 24 * 30, "months")):
-        if hours < limit:
-            return f"{hours // div} {unit}"
-    return f"{s // 3600 // 24 // 365} years"
+def _spell_bool(ctx: click.Context, flags: dict[str, click.Option], arg: str) -> str:
+    """`arg`, or for ``NAME=VALUE`` naming one of `flags` the flag's on or off spelling; a value
+    ParseBool refuses is docker's flag error."""
+    name, sep, value = arg.partition("=")
+    option = flags.get(name) if sep else None
+    if option is None:
+        return arg
+    if value not in _GO_BOOLS:
+        raise click.UsageError(f'invalid argument "{value}" for "{", ".join(option.opts)}" flag: '
+                               f'strconv.ParseBool: parsing "{value}": invalid syntax', ctx)
+    return option.opts[-1] if _GO_BOOLS[value] else option.secondary_opts[0]
+
+
+# ---- rendering ----------------------------------------------------------------------------------------
 
 
 def _since(created: int) -> str:
-    import time
+    """docker's ``CreatedSince``: ``3 days ago``, empty for an unknown (zero) creation time."""
+    from katadocker.cli import render
 
-    return f"{human_duration(time.time() - created)} ago" if created > 0 else ""
-
-
-def _go_time(created: int) -> str:
-    """Go's ``time.Unix(n, 0).String()`` in local time: ``2021-03-04 03:24:42 +0100 CET``."""
-    import time
-
-    return time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(created))
+    return render.time_ago(created) if created > 0 else ""
 
 
-def tabwrite(rows: list[list[str]]) -> str:
-    """docker's tabwriter (minwidth 10, padding 3): every column but the last padded."""
-    widths = [max((len(r[i]) for r in rows if i < len(r)), default=0) for i in range(max(map(len, rows)))]
-    out = []
-    for r in rows:
-        cells = [c.ljust(max(10, widths[i] + 3)) if i < len(r) - 1 else c for i, c in enumerate(r)]
-        out.append("".join(cells))
-    return "\n".join(out)
+def _units_human_size(n: float) -> str:
+    """go-units HumanSize, 4 significant digits (``12.35MB``), as docker prints reclaimed space and
+    progress bars (`render.human_size` is the 3-digit HumanSizeWithPrecision of the tables)."""
+    size, units = float(n), ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
+    while size >= 1000 and len(units) > 1:
+        size, units = size / 1000, units[1:]
+    return f"{size:.4g}{units[0]}"
+
+
+def human_size(n: float) -> str:
+    """`render.human_size`, kept here for container_cmds (ps, container prune) until it imports
+    katadocker.cli.render itself."""
+    from katadocker.cli import render
+
+    return render.human_size(n)
 
 
 def render_rows(template: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
-    """docker's ``--format``: ``table …`` (header + tabwriter), ``json`` (one object a line), or a
-    Go template per row."""
-    from katadocker.cli import gotemplate
+    """`render.format_list` without its final newline, kept here for container_cmds (ps) until it
+    calls katadocker.cli.render itself."""
+    from katadocker.cli import render
 
-    template = template.replace("\\t", "\t").replace("\\n", "\n")
-    if template == "json":
-        return "\n".join(gotemplate.render("{{json .}}", r) for r in rows)
-    if template.startswith("table"):
-        body = template[5:].lstrip()
-        lines = [gotemplate.render(body, headers)] + [gotemplate.render(body, r) for r in rows]
-        return tabwrite([line.split("\t") for line in lines])
-    return "\n".join(gotemplate.render(template, r) for r in rows)
-
-
-def _echo_block(text: str) -> None:
-    if text:
-        typer.echo(text)
+    return render.format_list(template, rows, headers, template).rstrip("\n")
 
 
 # ---- pull ---------------------------------------------------------------------------------------------
@@ -139,7 +131,7 @@ class _TerminalProgress:
             width = 50
             done = min(width, width * event.current // event.total)
             bar = "=" * max(done - 1, 0) + (">" if done else "") + " " * (width - done)
-            text += f" [{bar}] {human_size(event.current)}/{human_size(event.total)}"
+            text += f" [{bar}] {_units_human_size(event.current)}/{_units_human_size(event.total)}"
         self._lines[event.id] = text
         self._live.update(Text("\n".join(self._lines.values())))
 
@@ -171,14 +163,13 @@ def pull(
     if not quiet and not all_tags and not ref.tag and not ref.digest:
         typer.echo("Using default tag: latest")
     if quiet:
-        results = images.pull_image(context.settings(), name, platform, lambda e: None, all_tags)
+        pulled = images.pull_image(context.settings(), name, platform, lambda e: None, all_tags)
     elif sys.stdout.isatty():
         with _TerminalProgress() as progress:
-            results = images.pull_image(context.settings(), name, platform, progress, all_tags)
+            pulled = images.pull_image(context.settings(), name, platform, progress, all_tags)
     else:
-        results = images.pull_image(context.settings(), name, platform, _plain_progress, all_tags)
-    for result in results:
-        typer.echo(result.reference)
+        pulled = images.pull_image(context.settings(), name, platform, _plain_progress, all_tags)
+    typer.echo(pulled)
 
 
 # ---- images -------------------------------------------------------------------------------------------
@@ -187,6 +178,7 @@ def pull(
 def image_rows(summary: Any, digests: bool, no_trunc: bool) -> list[dict[str, Any]]:
     """docker's row expansion of one image: a row per repo:tag (times each digest of that repository
     with `digests`), rows for digest-only repositories, else one ``<none>`` row."""
+    from katadocker.cli import render
     from katadocker.image.reference import parse_reference
 
     tags: dict[str, list[str]] = {}
@@ -207,8 +199,9 @@ def image_rows(summary: Any, digests: bool, no_trunc: bool) -> list[dict[str, An
     if not pairs:
         pairs = [("<none>", "<none>", "<none>")]
     image_id = summary.id if no_trunc else summary.id.removeprefix("sha256:")[:12]
-    common = {"ID": image_id, "CreatedSince": _since(summary.created), "CreatedAt": _go_time(summary.created),
-              "Size": human_size(summary.size), "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"}
+    common = {"ID": image_id, "CreatedSince": _since(summary.created),
+              "CreatedAt": render.created_at(summary.created), "Size": render.human_size(summary.size),
+              "Containers": "N/A", "SharedSize": "N/A", "UniqueSize": "N/A"}
     return [{"Repository": r, "Tag": t, "Digest": d, **common} for r, t, d in pairs]
 
 
@@ -224,7 +217,7 @@ def images_(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs"),
 ) -> None:
     """List images"""
-    from katadocker.cli import context
+    from katadocker.cli import context, render
     from katadocker.engine import images
 
     filters = images.parse_filters(list(filter_ or []), images.IMAGE_FILTERS)
@@ -232,8 +225,8 @@ def images_(
         filters.setdefault("reference", []).append(repository)
     summaries = images.list_images(context.settings(), all_, filters)
     rows = [row for s in summaries for row in image_rows(s, digests, no_trunc)]
-    template = "{{.ID}}" if quiet else format_ or (IMAGES_DIGEST_TABLE if digests else IMAGES_TABLE)
-    _echo_block(render_rows(template, rows, IMAGE_HEADERS) if rows or template.startswith("table") else "")
+    default = IMAGES_DIGEST_TABLE if digests else IMAGES_TABLE
+    render.print_list("{{.ID}}" if quiet else format_, rows, IMAGE_HEADERS, default)
 
 
 # ---- rmi, tag, prune ----------------------------------------------------------------------------------
@@ -308,7 +301,7 @@ def prune(
     items, reclaimed = images.prune_images(context.settings(), all_, filters)
     if items:
         typer.echo("Deleted Images:\n" + "\n".join(_delete_line(i, lower=True) for i in items) + "\n")
-    typer.echo(f"Total reclaimed space: {human_size(reclaimed, 4)}")
+    typer.echo(f"Total reclaimed space: {_units_human_size(reclaimed)}")
 
 
 # ---- inspect, history ---------------------------------------------------------------------------------
@@ -343,24 +336,28 @@ def image_inspect(
 
 
 def history_rows(items: list[Any], human: bool, no_trunc: bool) -> list[dict[str, Any]]:
-    """docker's history columns for each entry."""
+    """docker's history columns for each entry: with `human`, sizes in go-units and times as
+    ``3 days ago``, else bytes and RFC 3339 local times; CREATED BY cut to 45 columns unless
+    `no_trunc`."""
     import time
+
+    from katadocker.cli import render
 
     rows = []
     for h in items:
         created_by = h.created_by.replace("\t", " ")
-        if not no_trunc and len(created_by) > 45:
-            created_by = created_by[:44] + "…"
+        if not no_trunc:
+            created_by = render.ellipsis(created_by, 45)
         image_id = h.id if no_trunc or h.id == "<missing>" else h.id.removeprefix("sha256:")[:12]
         created_at = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(h.created))
         created_at = created_at[:-2] + ":" + created_at[-2:]
         rows.append({"ID": image_id, "CreatedSince": _since(h.created) if human else created_at,
                      "CreatedAt": created_at, "CreatedBy": created_by, "Comment": h.comment,
-                     "Size": human_size(h.size) if human else str(h.size)})
+                     "Size": render.human_size(h.size) if human else str(h.size)})
     return rows
 
 
-@command("history", group="image")
+@command("history", group="image", cls=_BoolValueFlags)
 def history(
     name: str = typer.Argument(..., metavar="IMAGE"),
     format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
@@ -370,12 +367,11 @@ def history(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs"),
 ) -> None:
     """Show the history of an image"""
-    from katadocker.cli import context
+    from katadocker.cli import context, render
     from katadocker.engine import images
 
     rows = history_rows(images.image_history(context.settings(), name), human, no_trunc)
-    template = "{{.ID}}" if quiet else format_ or HISTORY_TABLE
-    _echo_block(render_rows(template, rows, HISTORY_HEADERS))
+    render.print_list("{{.ID}}" if quiet else format_, rows, HISTORY_HEADERS, HISTORY_TABLE)
 
 
 # ---- save, load ---------------------------------------------------------------------------------------
@@ -392,19 +388,19 @@ def save(
     from pathlib import Path
 
     from katadocker.cli import context
-    from katadocker.engine import images
+    from katadocker.engine import archive
     from katadocker.errors import ClientError
 
     if not output:
         if sys.stdout.isatty():
             raise ClientError("cowardly refusing to save to a terminal. Use the -o flag or redirect")
-        images.save_images(context.settings(), names, sys.stdout.buffer)
+        archive.save_images(context.settings(), names, sys.stdout.buffer)
         return
     dest = Path(output)
     tmp = dest.with_name(f".{dest.name}.katadocker-tmp")
     try:
         with open(tmp, "wb") as f:
-            images.save_images(context.settings(), names, f)
+            archive.save_images(context.settings(), names, f)
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
@@ -418,18 +414,19 @@ def load(
 ) -> None:
     """Load an image from a tar archive or STDIN"""
     from katadocker.cli import context
-    from katadocker.engine import images
+    from katadocker.engine import archive
     from katadocker.errors import ClientError
 
     del quiet  # there is no progress output to suppress; the "Loaded image" lines always print
     if input_:
         with open(input_, "rb") as f:
-            lines = images.load_images(context.settings(), f)
+            lines = archive.load_images(context.settings(), f)
     elif sys.stdin.isatty():
         raise ClientError("requested load from stdin, but stdin is empty")
     else:
-        lines = images.load_images(context.settings(), sys.stdin.buffer)
-    _echo_block("\n".join(lines))
+        lines = archive.load_images(context.settings(), sys.stdin.buffer)
+    if lines:
+        typer.echo("\n".join(lines))
 
 
 # ---- login, logout ------------------------------------------------------------------------------------

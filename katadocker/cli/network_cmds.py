@@ -90,13 +90,6 @@ def _ls_row(record: dict, no_trunc: bool) -> dict[str, Any]:
     }
 
 
-def _render(template: str, rows: list[dict[str, Any]]) -> str:
-    # Shared with `ps` until cli/render.py exists.
-    from katadocker.cli.container_cmds import _render_template
-
-    return _render_template(template, rows, LS_HEADERS)
-
-
 @command("create", group="network", panel=None)
 def network_create(
     name: str = typer.Argument(..., metavar="NETWORK"),
@@ -139,6 +132,7 @@ def network_ls(
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate the output"),
 ) -> None:
     """List networks"""
+    from katadocker.cli import render
     from katadocker.network import networks
 
     settings = _settings()
@@ -146,14 +140,9 @@ def network_ls(
     networks.ensure_default(settings)
     records = [r for r in networks.list_networks(settings) if _matches(r, filters)]
     rows = [_ls_row(r, no_trunc) for r in records]
-    if quiet:
-        if format_:
-            sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
-        out = "\n".join(r["ID"] for r in rows)
-    else:
-        out = _render(format_ or LS_TABLE, rows)
-    if out:
-        typer.echo(out)
+    if quiet and format_:
+        sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
+    render.print_list("{{.ID}}" if quiet else format_, rows, LS_HEADERS, LS_TABLE)
 
 
 @command("inspect", group="network", panel=None)

@@ -265,6 +265,17 @@ class Repository:
         accept_header = ", ".join(accept)
         return self._on_endpoints(lambda ep: self._manifest_at(ep, tag_or_digest, accept_header))
 
+    def list_tags(self, page_size: int | None = None) -> list[str]:
+        """The repository's tags in the registry's order (``GET /v2/<name>/tags/list``).
+
+        Pages are followed through ``Link: <url>; rel="next"`` until the registry sends no next
+        page; `page_size` asks for pages of at most that many tags (``?n=``), the registry's own
+        size when None. Endpoints, auth and retries as for get_manifest. Raises PullAccessDenied
+        (unknown repository, or access refused), AuthError (credentials refused), RegistryError
+        (a body that is not a tag list, unreachable registry, other failures).
+        """
+        return self._on_endpoints(lambda ep: self._tags_at(ep, page_size))
+
     def fetch_blob(self, digest: str, dest: Path, on_progress: ProgressFn | None = None) -> None:
         """Download blob `digest` into `dest`, verifying it while streaming.
 
@@ -313,11 +324,15 @@ class Repository:
         sep = "@" if _is_digest(tag_or_digest) else ":"
         return f"{self.ref.familiar_name}{sep}{tag_or_digest}"
 
+    def _get(self, endpoint: Endpoint, url: str,
+             headers: dict[str, str] | None = None) -> tuple[httpx.Response, bytes]:
+        """One authenticated GET of a small document at `endpoint`, retried (see `_send`)."""
+        return _retrying(lambda: _send(self._client, url, endpoint.auth, headers), url, endpoint.host)
+
     def _manifest_at(self, endpoint: Endpoint, tag_or_digest: str, accept: str) -> tuple[bytes, str, str]:
         self._ping(endpoint)
         url = f"{endpoint.base_url}/v2/{self.ref.registry_path}/manifests/{tag_or_digest}"
-        response, raw = _retrying(lambda: _send(self._client, url, endpoint.auth, {"Accept": accept}),
-                                  url, endpoint.host)
+        response, raw = self._get(endpoint, url, {"Accept": accept})
         if response.status_code != 200:
             raise self._manifest_error(endpoint, url, tag_or_digest, response, raw)
         media_type = self._media_type(response, raw)
@@ -325,12 +340,18 @@ class Repository:
 
     def _manifest_error(self, endpoint: Endpoint, url: str, tag_or_digest: str,
                         response: httpx.Response, body: bytes) -> KatadockerError:
-        status, code = response.status_code, _error_code(body)
+        if response.status_code == 404 and _error_code(body) == "MANIFEST_UNKNOWN":
+            return ManifestUnknown(self._familiar(tag_or_digest))
+        return self._refusal(endpoint, url, response, body)
+
+    def _refusal(self, endpoint: Endpoint, url: str, response: httpx.Response,
+                 body: bytes) -> KatadockerError:
+        """docker's error for a non-200 answer: AuthError when Basic credentials were refused,
+        PullAccessDenied for 401/403/404, RegistryError with the registry's text otherwise."""
+        status = response.status_code
         challenge = endpoint.auth.challenge
         if status == 401 and challenge and challenge.scheme == "basic" and endpoint.auth.credential:
             return AuthError(f'Get "{url}": {_error_text(response, body)}')
-        if status == 404 and code == "MANIFEST_UNKNOWN":
-            return ManifestUnknown(self._familiar(tag_or_digest))
         if status in (401, 403, 404):
             return PullAccessDenied(self.ref.familiar_name)
         return RegistryError(f'Get "{url}": {_error_text(response, body)}')
@@ -377,6 +398,24 @@ class Repository:
             if actual != expected:
                 raise DigestMismatch(f"manifest {self._familiar(tag_or_digest)}", expected, actual)
         return digest
+
+    # -- tags
+
+    def _tags_at(self, endpoint: Endpoint, page_size: int | None) -> list[str]:
+        """Every page of the tag list at `endpoint`, joined in order."""
+        self._ping(endpoint)
+        base = f"{endpoint.base_url}/v2/{self.ref.registry_path}/tags/list"
+        url: str | None = f"{base}?n={page_size}" if page_size else base
+        tags: list[str] = []
+        seen: set[str] = set()
+        while url and url not in seen:  # a registry linking back to a page it sent ends the list
+            seen.add(url)
+            response, body = self._get(endpoint, url)
+            if response.status_code != 200:
+                raise self._refusal(endpoint, url, response, body)
+            tags += _tag_page(url, body)
+            url = _next_page(response)
+        return tags
 
     # -- blobs
 
@@ -425,6 +464,23 @@ class Repository:
         if response.status_code not in (200, 206):
             response.read()
             raise RegistryError(f'Get "{url}": {registry_error_text(response)}')
+
+
+def _tag_page(url: str, body: bytes) -> list[str]:
+    """The tags of one ``{"name": …, "tags": [...]}`` page (``"tags": null`` is an empty page)."""
+    try:
+        tags = json.loads(body).get("tags") or []
+    except (ValueError, AttributeError):
+        raise RegistryError(f'Get "{url}": the registry did not send a tag list') from None
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise RegistryError(f'Get "{url}": the registry did not send a tag list')
+    return tags
+
+
+def _next_page(response: httpx.Response) -> str | None:
+    """The absolute URL of the ``rel="next"`` Link (resolved against the request's), or None."""
+    link = response.links.get("next", {}).get("url")
+    return str(response.request.url.join(link)) if link else None
 
 
 def _hash_file(path: Path, digest: str) -> tuple[hashlib._Hash, int]:

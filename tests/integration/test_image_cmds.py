@@ -46,6 +46,51 @@ def test_pull_errors(kd: Katadocker, registry: RunningRegistry) -> None:
     assert "manifest unknown" in missing.err or "pull access denied" in missing.err
 
 
+@pytest.fixture(scope="module")
+def two_tags(busybox_image: str) -> str:
+    """A repository holding the busybox image under the tags ``one`` and ``two``; its name."""
+    repo = busybox_image.rsplit("/", 2)[0] + "/alltags/busybox"
+    for tag in ("one", "two"):
+        subprocess.run(["skopeo", "copy", "--quiet", "--src-tls-verify=false", "--dest-tls-verify=false",
+                        f"docker://{busybox_image}", f"docker://{repo}:{tag}"], check=True)
+    return repo
+
+
+def test_list_tags_follows_pages(two_tags: str, tmp_path: Path) -> None:
+    from katadocker.config import Settings
+    from katadocker.errors import PullAccessDenied
+    from katadocker.image.reference import parse_reference
+    from katadocker.image.registry import open_repository
+    from katadocker.state.paths import StateRoot
+
+    settings = Settings(state=StateRoot(tmp_path / "root"), docker_config=tmp_path / "docker")
+    with open_repository(settings, parse_reference(two_tags)) as repo:
+        assert repo.list_tags() == ["one", "two"]
+        assert repo.list_tags(page_size=1) == ["one", "two"]  # two pages, joined through Link
+    with open_repository(settings, parse_reference(two_tags + "-nosuch")) as repo, \
+            pytest.raises(PullAccessDenied):
+        repo.list_tags()
+
+
+def test_pull_all_tags(kd: Katadocker, two_tags: str) -> None:
+    r = kd("pull", "-a", two_tags)
+    assert r.rc == 0, r
+    lines = r.out.splitlines()
+    assert lines[0] == "one: Pulling from alltags/busybox"
+    second = lines.index("two: Pulling from alltags/busybox")
+    assert re.fullmatch(r"Digest: sha256:[0-9a-f]{64}", lines[second - 1])
+    assert re.fullmatch(r"[0-9a-f]{12}: Already exists", lines[second + 1])
+    assert re.fullmatch(r"Digest: sha256:[0-9a-f]{64}", lines[-3])
+    assert lines[-2:] == [f"Status: Downloaded newer image for {two_tags}", two_tags]
+    assert not any(x.startswith("Status:") for x in lines[:-2])
+    assert kd.ok("images", "--format", "{{.Tag}}").split() == ["one", "two"]
+    again = kd.ok("pull", "--all-tags", two_tags).splitlines()
+    assert again[-2:] == [f"Status: Image is up to date for {two_tags}", two_tags]
+    assert kd.ok("pull", "-qa", two_tags) == two_tags + "\n"
+    tagged = kd("pull", "-a", two_tags + ":one")
+    assert (tagged.rc, tagged.err.strip()) == (1, "tag can't be used with --all-tags/-a")
+
+
 def test_images_table_quiet_digests_format(kd: Katadocker, busybox_image: str) -> None:
     kd.ok("pull", "-q", busybox_image)
     out = kd.ok("images").splitlines()
@@ -120,6 +165,13 @@ def test_history(kd: Katadocker, busybox_image: str) -> None:
     assert re.match(r"IMAGE\s+CREATED\s+CREATED BY\s+SIZE\s+COMMENT", out[0])
     assert len(out) == 2 and "katadocker-tests layer 0" in out[1]
     assert kd.ok("history", "-q", busybox_image).strip() != ""
+    assert kd.ok("history", "-H", busybox_image) == kd.ok("history", "--human=true", busybox_image)
+    raw = kd.ok("history", "-H=false", "--format", "{{.Size}} {{.CreatedSince}}", busybox_image)
+    assert re.fullmatch(r"\d+ \d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d\n", raw)
+    assert kd.ok("history", "--human=0", "--format", "{{.Size}}", busybox_image) == raw.split()[0] + "\n"
+    bad = kd("history", "-H=maybe", busybox_image)
+    assert bad.rc == 125
+    assert bad.err.startswith('invalid argument "maybe" for "-H, --human" flag: strconv.ParseBool')
 
 
 def test_prune(kd: Katadocker, busybox_image: str) -> None:
