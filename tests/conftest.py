@@ -6,7 +6,7 @@
   is the reference to pull (``127.0.0.1:PORT/library/busybox:latest``).
 - `kd`: the katadocker CLI against a fresh state root of the test's own; `vm_kd`: against a state root
   shared by the VM tests of the session (images pulled once), with guest assets built once per machine
-  and cached in ``$KATADOCKER_TEST_CACHE/assets``.
+  and cached in ``$KATADOCKER_TEST_CACHE/state/assets``.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ from tests.support.registry import RunningRegistry
 
 pytest_plugins = ["tests.support.registry_fixtures"]
 
-SHARED_ASSETS = images.CACHE / "assets"
+# The same cache test_vm_boot.py builds into (a state root whose assets/ every test root links to).
+SHARED_ASSETS = images.CACHE / "state" / "assets"
 
 
 def _make_kd(base: Path, mirrors: list[str] = ()) -> Katadocker:
@@ -41,9 +42,12 @@ def _make_kd(base: Path, mirrors: list[str] = ()) -> Katadocker:
 
 
 @pytest.fixture
-def kd(tmp_path: Path) -> Katadocker:
-    """The CLI with a state root of this test's own (no containers, no images)."""
-    return _make_kd(tmp_path)
+def kd(tmp_path: Path) -> Iterator[Katadocker]:
+    """The CLI with a state root of this test's own (no containers, no images); its containers and
+    networks are removed afterwards."""
+    kd = _make_kd(tmp_path)
+    yield kd
+    kd.teardown()
 
 
 @pytest.fixture(scope="session")
@@ -53,9 +57,7 @@ def vm_kd() -> Iterator[Katadocker]:
     with tempfile.TemporaryDirectory(prefix="kd-vm-") as base:
         kd = _make_kd(Path(base))
         yield kd
-        ids = kd("ps", "-aq").out.split()
-        if ids:
-            kd("rm", "-f", *ids)
+        kd.teardown()
 
 
 @pytest.fixture(scope="session")

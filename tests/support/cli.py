@@ -50,6 +50,17 @@ class Katadocker:
             raise AssertionError(f"katadocker {' '.join(args)} failed:\n{result}")
         return result
 
+    def teardown(self) -> None:
+        """Remove every container and network of this state root, so that no VM, namespace,
+        veth, route or NAT rule outlives the test."""
+        from katadocker.config import load_settings
+        from katadocker.network.networks import teardown_all
+
+        ids = self("ps", "-aq").out.split()
+        if ids:
+            self("rm", "-f", *ids)
+        teardown_all(load_settings(root=str(self.root)))
+
     def ok(self, *args: str, **kwargs) -> str:
         """Run and require exit 0; return stdout."""
         return self(*args, check=True, **kwargs).out
