@@ -1,0 +1,627 @@
+"""Container verbs: run, create, start, stop, kill, restart, rm, wait, rename, ps, logs, inspect, prune.
+
+Parsing and rendering only; the work is in katadocker.engine.containers (imported inside each
+command so `katadocker ps` starts fast). Docker's conventions: multi-object verbs echo each argument
+as typed and exit 1 if any failed; `run`/`create` failures before the container ran exit 125
+(126/127 when the command cannot be run / is not found) with ``katadocker: <error>`` and a help hint.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Annotated, Any
+
+import typer
+
+from katadocker.cli.app import COMMON, command
+
+RUN_HELP_HINT = "\n\nRun 'katadocker {verb} --help' for more information"
+
+
+# --- shared helpers -------------------------------------------------------------------------------
+
+def _settings() -> Any:
+    from katadocker.cli import context
+
+    return context.settings()
+
+
+def _fail_run(verb: str, e: BaseException, code: int = 125) -> None:
+    """docker's run/create failure: ``katadocker: Error response from daemon: …`` + hint; exit."""
+    from katadocker.cli import context
+    from katadocker.errors import KatadockerError
+
+    if isinstance(e, KatadockerError):
+        text = f"Error response from daemon: {e.message}" if e.daemon else e.message
+        if context.options.debug and e.detail:
+            text += "\n" + e.detail
+    else:
+        text = str(e)
+    sys.stderr.write(f"katadocker: {text}{RUN_HELP_HINT.format(verb=verb)}\n")
+    if context.options.debug:
+        import traceback
+
+        traceback.print_exception(e, file=sys.stderr)
+    raise typer.Exit(code)
+
+
+def _for_each(refs: list[str], action: Callable[[str], Any], echo: bool = True) -> None:
+    """Apply `action` to every argument in order; echo successes, print errors, exit 1 if any failed."""
+    from katadocker.cli.main import report_error
+    from katadocker.errors import KatadockerError
+
+    failed = False
+    for ref in refs:
+        try:
+            action(ref)
+        except KatadockerError as e:
+            report_error(e)
+            failed = True
+            continue
+        if echo:
+            typer.echo(ref)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _parse_bytes(value: str, flag: str) -> int:
+    """docker's RAMInBytes: ``512m``, ``1g``, ``1.5G``, plain bytes (binary units)."""
+    import re
+
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtp]?)b?", value.strip().lower())
+    if not m:
+        raise _usage(f'invalid argument "{value}" for "{flag}" flag: invalid size: \'{value}\'')
+    mult = 1024 ** "bkmgtp".index(m.group(2) or "b")
+    return int(float(m.group(1)) * mult)
+
+
+def _usage(message: str) -> Exception:
+    from katadocker.errors import UsageError
+
+    return UsageError(message)
+
+
+def _write_out(stream: str, data: bytes) -> None:
+    target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
+    target.write(data)
+    target.flush()
+
+
+# --- run / create ---------------------------------------------------------------------------------
+
+def _create_options(image: str, args: list[str], **kw: Any) -> Any:
+    from katadocker.engine.containers import CreateOptions
+
+    memory = _parse_bytes(kw.pop("memory"), "-m, --memory") if kw.get("memory") else 0
+    kw.pop("memory", None)
+    cpus = kw.pop("cpus")
+    try:
+        nano = int(float(cpus) * 1e9) if cpus else 0
+    except ValueError:
+        raise _usage(f'invalid argument "{cpus}" for "--cpus" flag: '
+                     f"failed to parse {cpus} as a rational number") from None
+    return CreateOptions(image=image, args=list(args), memory=memory, nano_cpus=nano, **kw)
+
+
+def _pull_event_printer() -> Callable[[Any], None]:
+    """Pull progress for an implicit pull goes to stderr as plain lines (docker's non-tty form)."""
+    def show(event: Any) -> None:
+        if not (event.current or event.total):
+            sys.stderr.write(event.line() + "\n")
+
+    return show
+
+
+def _do_create(verb: str, opts: Any, quiet: bool) -> Any:
+    """Create the container; on failure print docker's run/create error and exit 125."""
+    from katadocker.engine import containers
+    from katadocker.errors import KatadockerError
+
+    def message(text: str) -> None:
+        if not quiet:
+            sys.stderr.write(text + "\n")
+
+    try:
+        return containers.create(_settings(), opts, on_message=message,
+                                 on_pull_event=None if quiet else _pull_event_printer())
+    except KatadockerError as e:
+        _fail_run(verb, e)
+
+
+@command("run", panel=COMMON, group="container", passthrough=True)
+def run(
+    image: str = typer.Argument(..., metavar="IMAGE"),
+    args: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
+    detach: bool = typer.Option(False, "-d", "--detach",
+            help="Run container in background and print container ID"),
+    rm: bool = typer.Option(False, "--rm", help="Automatically remove the container when it exits"),
+    name: str = typer.Option(None, "--name", help="Assign a name to the container"),
+    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set environment variables")] = None,
+    env_file: Annotated[list[str] | None, typer.Option("--env-file",
+            help="Read in a file of environment variables")] = None,
+    workdir: str = typer.Option(None, "-w", "--workdir", help="Working directory inside the container"),
+    user: str = typer.Option(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    entrypoint: str = typer.Option(None, "--entrypoint",
+            help="Overwrite the default ENTRYPOINT of the image"),
+    interactive: bool = typer.Option(False, "-i", "--interactive",
+            help="Keep STDIN open even if not attached"),
+    tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
+    hostname: str = typer.Option(None, "-h", "--hostname", help="Container host name"),
+    memory: str = typer.Option(None, "-m", "--memory", help="Memory limit"),
+    cpus: str = typer.Option(None, "--cpus", help="Number of CPUs"),
+    label: Annotated[list[str] | None, typer.Option("-l", "--label",
+            help="Set meta data on a container")] = None,
+    label_file: Annotated[list[str] | None, typer.Option("--label-file",
+            help="Read in a line delimited file of labels")] = None,
+    publish: Annotated[list[str] | None, typer.Option("-p", "--publish",
+            help="Publish a container's port(s) to the host")] = None,
+    publish_all: bool = typer.Option(False, "-P", "--publish-all",
+            help="Publish all exposed ports to random ports"),
+    network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
+    stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
+    stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
+    pull: str = typer.Option("missing", "--pull",
+            help='Pull image before running ("always", "missing", "never")'),
+    platform: str = typer.Option(None, "--platform", envvar="DOCKER_DEFAULT_PLATFORM",
+                                 help="Set platform if server is multi-platform capable"),
+    init: bool = typer.Option(False, "--init", help="Run an init inside the container"),
+    attach: Annotated[list[str] | None, typer.Option("-a", "--attach",
+            help="Attach to STDIN, STDOUT or STDERR")] = None,
+    sig_proxy: bool = typer.Option(True, "--sig-proxy", help="Proxy received signals to the process"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the pull output"),
+) -> None:
+    """Create and run a new container from an image"""
+    from katadocker.engine import containers
+    from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError
+
+    if detach and attach:
+        _fail_run("run", _usage("conflicting options: cannot specify both --attach and --detach"))
+    default_streams = ["stdout", "stderr", *(["stdin"] if interactive else [])]
+    streams = [a.lower() for a in attach or []] or ([] if detach else default_streams)
+    for s in streams:
+        if s not in ("stdin", "stdout", "stderr"):
+            _fail_run("run", _usage(f"invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are "
+                                    "STDIN, STDOUT and STDERR"))
+    opts = _create_options(image, args or [], name=name, env=env or [], env_files=env_file or [],
+                           workdir=workdir, user=user, entrypoint=entrypoint, hostname=hostname,
+                           labels=label or [],
+                           label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
+                           publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
+                           interactive=interactive, attach=streams, stop_signal=stop_signal,
+                           stop_timeout=stop_timeout, pull=pull, platform=platform, init=init)
+    record = _do_create("run", opts, quiet)
+    if detach:
+        typer.echo(record.id)
+        try:
+            containers.start(_settings(), record.id)
+        except KatadockerError as e:
+            _fail_run("run", e)
+        return
+    try:
+        containers.start(_settings(), record.id, attached=True)
+    except CommandNotFound as e:
+        _fail_run("run", e, 127)
+    except CommandNotExecutable as e:
+        _fail_run("run", e, 126)
+    except KatadockerError as e:
+        _fail_run("run", e)
+    code = _attach(record, stdin="stdin" in streams, sig_proxy=sig_proxy, offset=0)
+    raise typer.Exit(code)
+
+
+def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int) -> int:
+    """Stream the container's output, forward stdin and signals; the container's exit code."""
+    import signal
+
+    from katadocker.engine.attach import AttachSession
+
+    session = AttachSession(_settings(), record, offset)
+    if sig_proxy:
+        for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                      signal.SIGUSR2):
+            signal.signal(signo, lambda n, _f: session.send_signal(n))
+    return session.run(_write_out, sys.stdin.buffer if stdin else None)
+
+
+@command("create", group="container", passthrough=True)
+def create(
+    image: str = typer.Argument(..., metavar="IMAGE"),
+    args: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
+    name: str = typer.Option(None, "--name", help="Assign a name to the container"),
+    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set environment variables")] = None,
+    env_file: Annotated[list[str] | None, typer.Option("--env-file",
+            help="Read in a file of environment variables")] = None,
+    workdir: str = typer.Option(None, "-w", "--workdir", help="Working directory inside the container"),
+    user: str = typer.Option(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+    entrypoint: str = typer.Option(None, "--entrypoint",
+            help="Overwrite the default ENTRYPOINT of the image"),
+    interactive: bool = typer.Option(False, "-i", "--interactive",
+            help="Keep STDIN open even if not attached"),
+    tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
+    hostname: str = typer.Option(None, "-h", "--hostname", help="Container host name"),
+    memory: str = typer.Option(None, "-m", "--memory", help="Memory limit"),
+    cpus: str = typer.Option(None, "--cpus", help="Number of CPUs"),
+    label: Annotated[list[str] | None, typer.Option("-l", "--label",
+            help="Set meta data on a container")] = None,
+    label_file: Annotated[list[str] | None, typer.Option("--label-file",
+            help="Read in a line delimited file of labels")] = None,
+    publish: Annotated[list[str] | None, typer.Option("-p", "--publish",
+            help="Publish a container's port(s) to the host")] = None,
+    publish_all: bool = typer.Option(False, "-P", "--publish-all",
+            help="Publish all exposed ports to random ports"),
+    network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
+    rm: bool = typer.Option(False, "--rm", help="Automatically remove the container when it exits"),
+    stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
+    stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
+    pull: str = typer.Option("missing", "--pull",
+            help='Pull image before creating ("always", "missing", "never")'),
+    platform: str = typer.Option(None, "--platform", envvar="DOCKER_DEFAULT_PLATFORM",
+                                 help="Set platform if server is multi-platform capable"),
+    init: bool = typer.Option(False, "--init", help="Run an init inside the container"),
+    attach: Annotated[list[str] | None, typer.Option("-a", "--attach",
+            help="Attach to STDIN, STDOUT or STDERR")] = None,
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the pull output"),
+) -> None:
+    """Create a new container"""
+    opts = _create_options(image, args or [], name=name, env=env or [], env_files=env_file or [],
+                           workdir=workdir, user=user, entrypoint=entrypoint, hostname=hostname,
+                           labels=label or [],
+                           label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
+                           publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
+                           interactive=interactive, attach=[a.lower() for a in attach or []],
+                           stop_signal=stop_signal, stop_timeout=stop_timeout, pull=pull, platform=platform,
+                           init=init)
+    record = _do_create("create", opts, quiet)
+    typer.echo(record.id)
+
+
+# --- start / stop / kill / restart / rm / wait / rename -----------------------------------------
+
+@command("start", group="container")
+def start(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    attach: bool = typer.Option(False, "-a", "--attach", help="Attach STDOUT/STDERR and forward signals"),
+    interactive: bool = typer.Option(False, "-i", "--interactive", help="Attach container's STDIN"),
+) -> None:
+    """Start one or more stopped containers"""
+    from katadocker.engine import containers
+    from katadocker.errors import KatadockerError
+
+    settings = _settings()
+    if not (attach or interactive):
+        _for_each(containers_, lambda ref: containers.start(settings, ref))
+        return
+    if len(containers_) > 1:
+        raise _usage("you cannot start and attach multiple containers at once")
+    try:
+        record = containers.get(settings, containers_[0])
+        offset = record.log_path.stat().st_size if record.log_path.exists() else 0
+        containers.start(settings, record.id, attached=True)
+    except KatadockerError as e:
+        from katadocker.cli.main import report_error
+
+        report_error(e)
+        raise typer.Exit(getattr(e, "exit_code", 1)) from None
+    raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=True, offset=offset))
+
+
+@command("stop", group="container")
+def stop(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    timeout: int = typer.Option(None, "-t", "--timeout", "--time",
+            help="Seconds to wait before killing the container"),
+    signal_: str = typer.Option(None, "-s", "--signal", help="Signal to send to the container"),
+) -> None:
+    """Stop one or more running containers"""
+    from katadocker.engine import containers
+
+    settings = _settings()
+    _for_each(containers_, lambda ref: containers.stop(settings, ref, timeout, signal_))
+
+
+@command("kill", group="container")
+def kill(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    signal_: str = typer.Option("KILL", "-s", "--signal", help="Signal to send to the container"),
+) -> None:
+    """Kill one or more running containers"""
+    from katadocker.engine import containers
+
+    settings = _settings()
+    _for_each(containers_, lambda ref: containers.kill(settings, ref, signal_))
+
+
+@command("restart", group="container")
+def restart(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    timeout: int = typer.Option(None, "-t", "--timeout", "--time",
+            help="Seconds to wait before killing the container"),
+    signal_: str = typer.Option(None, "-s", "--signal", help="Signal to send to the container"),
+) -> None:
+    """Restart one or more containers"""
+    from katadocker.engine import containers
+
+    settings = _settings()
+    _for_each(containers_, lambda ref: containers.restart(settings, ref, timeout, signal_))
+
+
+@command("rm", group="container", group_aliases=("remove",))
+def rm(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    force: bool = typer.Option(False, "-f", "--force",
+            help="Force the removal of a running container (uses SIGKILL)"),
+    volumes: bool = typer.Option(False, "-v", "--volumes",
+            help="Remove anonymous volumes associated with the container"),
+) -> None:
+    """Remove one or more containers"""
+    from katadocker.engine import containers
+    from katadocker.errors import NoSuchContainer
+
+    settings = _settings()
+
+    def remove(ref: str) -> None:
+        if not ref:
+            raise _usage("container name cannot be empty")
+        try:
+            containers.remove(settings, ref, force=force, volumes=volumes)
+        except NoSuchContainer:
+            if force:
+                return
+            raise
+
+    _for_each(containers_, remove)
+
+
+@command("wait", group="container")
+def wait(containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")]) -> None:
+    """Block until one or more containers stop, then print their exit codes"""
+    from katadocker.engine import containers
+
+    settings = _settings()
+    _for_each(containers_, lambda ref: typer.echo(containers.wait(settings, ref)), echo=False)
+
+
+@command("rename", group="container")
+def rename(
+    container: str = typer.Argument(...), new_name: str = typer.Argument(..., metavar="NEW_NAME")
+) -> None:
+    """Rename a container"""
+    from katadocker.engine import containers
+
+    containers.rename(_settings(), container, new_name)
+
+
+# --- ps ------------------------------------------------------------------------------------------
+
+PS_TABLE = "table {{.ID}}\t{{.Image}}\t{{.Command}}\t{{.RunningFor}}\t{{.Status}}\t{{.Ports}}\t{{.Names}}"
+PS_HEADERS = {"ID": "CONTAINER ID", "Image": "IMAGE", "Command": "COMMAND", "CreatedAt": "CREATED AT",
+              "RunningFor": "CREATED", "Ports": "PORTS", "State": "STATE", "Status": "STATUS", "Size": "SIZE",
+              "Names": "NAMES", "Labels": "LABELS", "Mounts": "MOUNTS", "Networks": "NETWORKS",
+              "LocalVolumes": "LOCAL VOLUMES", "Platform": "PLATFORM"}
+
+
+def _ellipsis(text: str, n: int) -> str:
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _ps_row(c: dict[str, Any], no_trunc: bool) -> dict[str, Any]:
+    """The CLI's ContainerContext for one summary: every ps placeholder as text."""
+    import json
+    import time
+
+    from katadocker.cli.image_cmds import human_size
+    from katadocker.engine.container_view import human_duration
+    from katadocker.network.ports import PublishedPort, display_ports
+
+    image = c["Image"]
+    if not no_trunc:
+        if image.startswith("sha256:") or c["ImageID"].removeprefix("sha256:").startswith(image):
+            image = c["ImageID"].removeprefix("sha256:")[:12]
+        image = image.split("@")[0]
+        for prefix in ("docker.io/library/", "docker.io/"):
+            image = image.removeprefix(prefix)
+    command = c["Command"] if no_trunc else _ellipsis(c["Command"], 20)
+    published = [PublishedPort(p["IP"], p["PublicPort"], p["PrivatePort"], p["Type"])
+                 for p in c["Ports"] if "PublicPort" in p]
+    exposed = [f"{p['PrivatePort']}/{p['Type']}" for p in c["Ports"] if "PublicPort" not in p]
+    size = ""
+    if "SizeRw" in c:
+        virtual = f" (virtual {human_size(c['SizeRootFs'])})" if c["SizeRootFs"] else ""
+        size = human_size(c["SizeRw"]) + virtual
+    return {
+        "ID": c["Id"] if no_trunc else c["Id"][:12],
+        "Image": image,
+        "Command": json.dumps(command, ensure_ascii=False),
+        "CreatedAt": time.strftime("%Y-%m-%d %H:%M:%S %z %Z", time.localtime(c["Created"])),
+        "RunningFor": human_duration(time.time() - c["Created"]) + " ago",
+        "Ports": display_ports(published, exposed),
+        "State": c["State"],
+        "Status": c["Status"],
+        "Size": size,
+        "Names": ",".join(n.lstrip("/") for n in c["Names"]),
+        "Labels": ",".join(f"{k}={v}" for k, v in sorted(c["Labels"].items())),
+        "Mounts": "",
+        "Networks": ",".join(c["NetworkSettings"]["Networks"]),
+        "LocalVolumes": "0",
+        "Platform": None,
+    }
+
+
+@command("ps", panel=COMMON, group="container", group_name="ls", group_aliases=("ps", "list"))
+def ps(
+    all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default shows just running)"),
+    filter_: Annotated[list[str] | None, typer.Option("-f", "--filter",
+            help="Filter output based on conditions provided")] = None,
+    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    last: int = typer.Option(-1, "-n", "--last", help="Show n last created containers (includes all states)"),
+    latest: bool = typer.Option(False, "-l", "--latest", help="Show the latest created container"),
+    no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output"),
+    quiet: bool = typer.Option(False, "-q", "--quiet", help="Only display container IDs"),
+    size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes"),
+) -> None:
+    """List containers"""
+    from katadocker.engine import containers
+
+    for f in filter_ or []:
+        if "=" not in f:
+            raise _usage(f'invalid argument "{f}" for "-f, --filter" flag: bad format of filter '
+                         "(expected name=value)")
+    if format_ and quiet:
+        sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
+        format_ = None
+    wants_size = size or bool(format_ and ".Size" in format_)
+    summaries = containers.list_containers(_settings(), all=all_, filters=filter_ or [],
+                                           last=1 if latest else last, size=wants_size)
+    if quiet:
+        for c in summaries:
+            typer.echo(c["Id"] if no_trunc else c["Id"][:12])
+        return
+    rows = [_ps_row(c, no_trunc) for c in summaries]
+    template = format_ or (PS_TABLE + ("\t{{.Size}}" if size else ""))
+    if template == "table":
+        template = PS_TABLE + ("\t{{.Size}}" if size else "")
+    from katadocker.cli.image_cmds import render_rows
+
+    out = render_rows(template, rows, PS_HEADERS)
+    if out:
+        typer.echo(out)
+
+
+# --- logs ----------------------------------------------------------------------------------------
+
+@command("logs", group="container")
+def logs(
+    container: str = typer.Argument(...),
+    follow: bool = typer.Option(False, "-f", "--follow", help="Follow log output"),
+    tail: str = typer.Option("all", "-n", "--tail", help="Number of lines to show from the end of the logs"),
+    timestamps: bool = typer.Option(False, "-t", "--timestamps", help="Show timestamps"),
+    since: str = typer.Option(None, "--since", help="Show logs since timestamp or relative (e.g. 42m)"),
+    until: str = typer.Option(None, "--until", help="Show logs before a timestamp or relative (e.g. 42m)"),
+    details: bool = typer.Option(False, "--details", help="Show extra details provided to logs"),
+) -> None:
+    """Fetch the logs of a container"""
+    from katadocker.engine import log_stream
+    from katadocker.engine.logs import LogOptions, parse_tail, parse_timestamp, render
+
+    del details
+    opts = LogOptions(
+        tail=parse_tail(tail),
+        since=parse_timestamp(since, "since") if since and since != "0" else None,
+        until=parse_timestamp(until, "until") if until else None,
+        timestamps=timestamps)
+    for rec in log_stream.stream(_settings(), container, opts, follow):
+        _write_out(rec.stream, render(rec, timestamps))
+
+
+# --- inspect / prune -----------------------------------------------------------------------------
+
+def _print_inspect(docs: list[Any], format_: str | None) -> None:
+    import json
+
+    if format_ is None:
+        typer.echo(json.dumps(docs, indent=4, ensure_ascii=False) if docs else "[]")
+        return
+    if format_ == "json":
+        typer.echo(json.dumps(docs, ensure_ascii=False))
+        return
+    from katadocker.cli import gotemplate
+
+    for d in docs:
+        typer.echo(gotemplate.render(format_.replace("\\n", "\n").replace("\\t", "\t"), d))
+
+
+@command("inspect", panel=None, group="container")
+def container_inspect(
+    containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
+    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes"),
+) -> None:
+    """Display detailed information on one or more containers"""
+    from katadocker.cli.main import report_error
+    from katadocker.engine import containers
+    from katadocker.errors import KatadockerError
+
+    docs, failed = [], False
+    for ref in containers_:
+        try:
+            docs.append(containers.inspect(_settings(), ref, size=size))
+        except KatadockerError as e:
+            report_error(e)
+            failed = True
+    _print_inspect(docs, format_)
+    if failed:
+        raise typer.Exit(1)
+
+
+@command("inspect")
+def inspect(
+    objects: Annotated[list[str], typer.Argument(metavar="NAME|ID...")],
+    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    size: bool = typer.Option(False, "-s", "--size",
+            help="Display total file sizes if the type is container"),
+    type_: str = typer.Option(None, "--type", help="Only inspect objects of the given type"),
+) -> None:
+    """Return low-level information on Docker objects"""
+    from katadocker.cli.main import report_error
+    from katadocker.engine import containers
+    from katadocker.errors import NoSuchObject, NotFound
+
+    docs, failed = [], False
+    for ref in objects:
+        found = None
+        if type_ in (None, "container"):
+            try:
+                found = containers.inspect(_settings(), ref, size=size)
+            except NotFound:
+                found = None
+        if found is None and type_ in (None, "image"):
+            try:
+                from katadocker.engine.images import inspect_image
+
+                found = inspect_image(_settings(), ref)
+            except (NotFound, ImportError):
+                found = None
+        if found is None:
+            report_error(NoSuchObject(ref))
+            failed = True
+        else:
+            docs.append(found)
+    _print_inspect(docs, format_)
+    if failed:
+        raise typer.Exit(1)
+
+
+@command("prune", panel=None, group="container")
+def prune(
+    force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation"),
+    filter_: Annotated[list[str] | None, typer.Option("--filter",
+            help='Provide filter values (e.g. "until=<timestamp>")')] = None,
+) -> None:
+    """Remove all stopped containers"""
+    from katadocker.engine import containers
+    from katadocker.engine.logs import parse_timestamp
+
+    if not force:
+        typer.echo("WARNING! This will remove all stopped containers.")
+        answer = input("Are you sure you want to continue? [y/N] ") if sys.stdin.isatty() else ""
+        if answer.strip().lower() not in ("y", "yes"):
+            return
+    until, labels = None, []
+    for f in filter_ or []:
+        key, _, value = f.partition("=")
+        if key == "until":
+            until = parse_timestamp(value, "until")
+        elif key == "label":
+            labels.append(value)
+        else:
+            raise _usage(f"invalid filter '{key}'")
+    from katadocker.cli.image_cmds import human_size
+
+    removed, reclaimed = containers.prune(_settings(), until=until, labels=labels)
+    if removed:
+        typer.echo("Deleted Containers:")
+        for cid in removed:
+            typer.echo(cid)
+        typer.echo("")
+    typer.echo(f"Total reclaimed space: {human_size(reclaimed)}")

@@ -1,0 +1,429 @@
+"""The per-container monitor: ``python -m katadocker.monitor <state-root> <id> [--attached]``.
+
+One detached process per running container (podman's conmon, kata's shim). It daemonizes (double
+fork, setsid, stdio to /dev/null, diagnostics to ``<container>/monitor.log``) and then:
+
+1. mounts the overlay root, resolves USER and creates WORKDIR in it;
+2. ensures the guest assets, attaches the network (none for ``--network none``), starts virtiofsd
+   and QEMU (inside the network's namespace) and connects to the agent;
+3. starts the process, writes ``runtime.json`` and then ``started``;
+4. copies the process's output into the json-file log, serves the control socket (engine/control.py:
+   kill, wait, stdin), watches QEMU and virtiofsd;
+5. on the way out: powers the VM off, stops virtiofsd, unmounts, detaches the network, writes the
+   ``exit`` file atomically, answers waiters, and removes an ``--rm`` container.
+
+The monitor never writes state.json (the CLI folds ``started``/``exit`` into it). A failure before
+the process started is recorded in ``exit`` with a non-empty Error, which `engine.containers.start`
+reports. With ``--attached`` a client is about to wait for the exit code; an ``--rm`` container is
+then kept until it has been told (at most `ATTACH_GRACE` seconds).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import json
+import logging
+import math
+import os
+import shutil
+import socket
+import sys
+import threading
+import time
+from dataclasses import asdict
+from typing import Any
+
+from katadocker.config import Settings, load_settings
+from katadocker.engine import logs, process_spec, rootfs
+from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError, VMError
+from katadocker.state import clock
+from katadocker.state.atomic import write_json
+from katadocker.state.containers import ContainerRecord, ContainerStore, write_pid_file
+
+log = logging.getLogger("katadocker.monitor")
+
+#: Boot + agent hello. TCG boots take seconds; several VMs on two busy cores take much longer.
+BOOT_TIMEOUT = float(os.environ.get("KATADOCKER_BOOT_TIMEOUT", "240"))
+#: After a SIGKILL request, how long the process gets to be reported dead before the VM is killed.
+KILL_GRACE = 5.0
+#: How long an --rm container waits for its attached client to collect the exit code.
+ATTACH_GRACE = 30.0
+#: Extra guest RAM on top of ``--memory`` for the guest kernel and agent.
+MEMORY_OVERHEAD_MIB = 64
+
+
+class Monitor:
+    """Owns one container's VM and helpers for the container's lifetime (see the module doc)."""
+
+    def __init__(self, settings: Settings, store: ContainerStore, record: ContainerRecord, attached: bool):
+        self.settings = settings
+        self.store = store
+        self.record = record
+        self.attached = attached
+        self.vm: Any = None
+        self.fs: Any = None
+        self.agent: Any = None
+        self.proc: Any = None
+        self.attachment: Any = None
+        self.relay: Any = None
+        self.dns: Any = None
+        self.writer: logs.LogWriter | None = None
+        self.exit_info: dict[str, Any] | None = None
+        self.finished = threading.Event()
+        self.started = threading.Event()
+        self.waiters_answered = threading.Event()
+        self.pending_signals: list[int] = []
+        self.kill_deadline: float | None = None
+        self.lock = threading.Lock()
+
+    # --- lifecycle -----------------------------------------------------------------------------
+    def run(self) -> None:
+        self.record.run_dir.mkdir(parents=True, exist_ok=True)
+        server = self._listen()
+        threading.Thread(target=self._serve, args=(server,), name="control", daemon=True).start()
+        self.writer = logs.LogWriter(self.record.log_path)
+        try:
+            self._setup()
+        except KatadockerError as e:
+            log.error("start failed: %s%s", e.message, f"\n{e.detail}" if e.detail else "")
+            code = e.exit_code if isinstance(e, (CommandNotFound, CommandNotExecutable)) else 125
+            self._finish(code, e.message or "start failed", started=False)
+            return
+        except Exception as e:  # noqa: BLE001 - any failure must end in an exit file, never a hang
+            log.exception("start failed")
+            self._finish(125, f"start failed: {e}", started=False)
+            return
+        write_json(self.record.started_path, {"StartedAt": clock.format_ns(clock.now_ns())})
+        self.started.set()
+        code, error = self._pump()
+        self._finish(code, error, started=True)
+
+    def _setup(self) -> None:
+        from katadocker.agent.client import AgentClient
+        from katadocker.agent.protocol import ProcessSpec
+        from katadocker.image.store import LayerStore
+        from katadocker.vm.assets import ensure_assets
+        from katadocker.vm.machine import VirtualMachine
+        from katadocker.vm.qemu import DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, ROOTFS_TAG, NetSpec, Share, VMSpec
+        from katadocker.vm.virtiofsd import Virtiofsd
+
+        rec = self.record
+        cfg, host = rec.config["Config"], rec.config["HostConfig"]
+        layers = LayerStore(self.settings.state)
+        lowers = [layers.path(d) for d in reversed(rec.config["Layers"])]  # top-most first
+        rootfs.mount(lowers, rec.upper, rec.work, rec.rootfs)
+        user = process_spec.resolve_user(cfg.get("User") or "",
+                                         process_spec.read_root_file(rec.rootfs, "/etc/passwd"),
+                                         process_spec.read_root_file(rec.rootfs, "/etc/group"))
+        workdir = cfg.get("WorkingDir") or "/"
+        process_spec.ensure_workdir(rec.rootfs, workdir, user.uid, user.gid)
+
+        assets = ensure_assets(self.settings, None)
+        self._attach_network(host.get("NetworkMode") or "bridge")
+        published = self._publish(host.get("PortBindings") or {})
+        run = rec.run_dir
+        self.fs = Virtiofsd(rec.rootfs, run / "fs.sock", rec.dir / "virtiofsd.log")
+        self.fs.start()
+        write_pid_file(rec.pid_dir / "virtiofsd", self.fs.pid)
+        memory_mib = DEFAULT_MEMORY_MIB
+        if host.get("Memory"):
+            memory_mib = max(MIN_MEMORY_MIB, host["Memory"] // (1024 * 1024) + MEMORY_OVERHEAD_MIB)
+        cpus = max(1, math.ceil((host.get("NanoCpus") or 0) / 1e9))
+        att = self.attachment
+        spec = VMSpec(kernel=assets.kernel, initramfs=assets.initramfs, accel=assets.accel.name,
+                      agent_socket=run / "agent.sock", console_log=rec.dir / "console.log",
+                      qmp_socket=run / "qmp.sock", memory_mib=memory_mib, cpus=cpus,
+                      shares=(Share(ROOTFS_TAG, run / "fs.sock"),),
+                      net=NetSpec(att.tap_name, att.mac) if att else None, name=f"katadocker-{rec.short_id}")
+        self.vm = VirtualMachine(spec, netns=att.netns_name if att else None)
+        self.vm.start()
+        write_pid_file(rec.pid_dir / "qemu", self.vm.pid)
+        self.agent = AgentClient.connect(str(spec.agent_socket), 30)
+        try:
+            self.agent.wait_hello(BOOT_TIMEOUT)
+        except VMError as e:
+            raise self.vm.error(f"the VM did not boot: {e.message}") from None
+        hostname = cfg.get("Hostname") or rec.short_id
+        pspec = ProcessSpec(
+            args=[rec.config["Path"], *rec.config["Args"]],
+            env=process_spec.process_env(cfg.get("Env") or [], hostname, bool(cfg.get("Tty")), user.home),
+            cwd=workdir, uid=user.uid, gid=user.gid, groups=user.groups, tty=bool(cfg.get("Tty")),
+            stdin=bool(cfg.get("OpenStdin")), hostname=hostname, hosts=self._hosts(hostname),
+            resolv_conf=self._resolv_conf(), rootfs_tag=ROOTFS_TAG, network=self._net_config())
+        with self.lock:
+            self.proc = self.agent.start(pspec, timeout=60)
+            pending, self.pending_signals = self.pending_signals, []
+        for signo in pending:
+            self._deliver(signo)
+        write_json(rec.runtime_path, {"Ports": [asdict(p) for p in published],
+                                      "Attachment": asdict(att) if att else None})
+
+    def _attach_network(self, mode: str) -> None:
+        if mode in ("none", "host"):
+            return
+        from katadocker.network import networks
+        from katadocker.network.dns import DnsResponder
+
+        self.attachment = att = networks.attach(self.settings, mode, self.record.id, self.record.name)
+        # runtime.json before anything else can fail, so a crash still lets `rm` detach
+        write_json(self.record.runtime_path, {"Ports": [], "Attachment": asdict(att)})
+        self.dns = DnsResponder(self.settings, att.network, att.netns_name, att.gateway)
+        try:
+            self.dns.start()
+        except OSError as e:
+            log.warning("no name resolution on %s: %s", att.network, e)
+            self.dns = None
+
+    def _publish(self, port_bindings: dict[str, Any]) -> list[Any]:
+        """Start the relays of ``-p``/``-P`` (docker's HostConfig.PortBindings); what listens."""
+        from katadocker.network.ports import PortBinding
+        from katadocker.network.relay import PortRelay
+
+        bindings = []
+        for key, entries in port_bindings.items():
+            number, _, proto = key.partition("/")
+            for entry in entries or []:
+                first, _, last = (entry.get("HostPort") or "").partition("-")
+                bindings.append(PortBinding(entry.get("HostIp") or "", int(first) if first else None,
+                                            int(number), proto or "tcp", int(last) if last else None))
+        if not bindings:
+            return []
+        if self.attachment is None:
+            return []  # --network none: nothing to relay to (docker publishes nothing either)
+        self.relay = PortRelay(bindings, self.attachment.netns_name, self.attachment.ip)
+        return self.relay.start()
+
+    def _net_config(self) -> Any:
+        from katadocker.agent.protocol import NetworkConfig
+
+        att = self.attachment
+        if att is None:
+            return None
+        return NetworkConfig(address=ipaddress.IPv4Interface(f"{att.ip}/{att.prefix}"),
+                             gateway=ipaddress.IPv4Address(att.gateway), mtu=att.mtu)
+
+    def _hosts(self, hostname: str) -> str:
+        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
+                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
+                 "ff02::2\tip6-allrouters"]
+        if self.attachment is not None:
+            lines.append(f"{self.attachment.ip}\t{hostname}")
+        return "\n".join(lines) + "\n"
+
+    def _resolv_conf(self) -> str:
+        servers = self.attachment.dns if self.attachment is not None else []
+        return "".join(f"nameserver {s}\n" for s in servers)
+
+    # --- running -------------------------------------------------------------------------------
+    def _pump(self) -> tuple[int, str]:
+        """Copy output into the log until the process exits; (exit code, error)."""
+        from katadocker.agent.client import Output
+
+        assert self.writer is not None
+        while True:
+            try:
+                event = self.proc.next_event(0.5)
+            except VMError as e:
+                return 137, self._crash_reason(f"lost the VM agent: {e.message}")
+            if isinstance(event, Output):
+                self.writer.write("stderr" if event.stream == 2 else "stdout", event.data)
+            elif event is not None:
+                return int(event.code), ""
+            problem = self._helper_problem()
+            if problem is not None:
+                return 137, problem
+
+    def _helper_problem(self) -> str | None:
+        """None while all is well; else why the container ended: a dead helper (the error text), or
+        '' when a requested SIGKILL did not end the process in time and the VM was killed."""
+        if self.vm.returncode is not None:
+            return self._crash_reason("the virtual machine exited unexpectedly")
+        if self.fs.proc.poll() is not None:
+            return f"virtiofsd exited unexpectedly with status {self.fs.proc.returncode}"
+        if self.kill_deadline is not None and time.monotonic() > self.kill_deadline:
+            log.warning("process did not die from SIGKILL in %.0fs: killing the VM", KILL_GRACE)
+            self.vm.kill()
+            return ""  # killed on request: exit 137 without an error
+        return None
+
+    def _crash_reason(self, message: str) -> str:
+        if self.kill_deadline is not None:
+            return ""  # the VM went away because we killed it
+        log.error("%s\nconsole:\n%s", message, _tail(self.record.dir / "console.log"))
+        return message
+
+    def _deliver(self, signo: int) -> None:
+        with self.lock:
+            if self.proc is None:
+                self.pending_signals.append(signo)
+                return
+        if signo == 9 and self.kill_deadline is None:
+            self.kill_deadline = time.monotonic() + KILL_GRACE
+        with contextlib.suppress(VMError, OSError):
+            self.proc.signal(signo)
+
+    # --- ending --------------------------------------------------------------------------------
+    def _finish(self, code: int, error: str, started: bool) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        self._teardown()
+        info = {"ExitCode": code, "FinishedAt": clock.format_ns(clock.now_ns()), "Error": error,
+                "OOMKilled": False}
+        write_json(self.record.exit_path, info)
+        self.exit_info = info
+        self.finished.set()
+        log.info("container exited with %d%s", code, f" ({error})" if error else "")
+        if started and self.record.config["HostConfig"].get("AutoRemove"):
+            if self.attached:
+                self.waiters_answered.wait(ATTACH_GRACE)
+            self._auto_remove()
+
+    def _teardown(self) -> None:
+        """Stop everything the container used; each step runs even if an earlier one failed."""
+        steps = [self._stop_relays, self._stop_vm, self._stop_fs, lambda: rootfs.unmount(self.record.rootfs),
+                 self._detach]
+        for step in steps:
+            try:
+                step()
+            except Exception:  # noqa: BLE001 - cleanup never hides the exit, log and go on
+                log.exception("teardown step failed")
+        for name in ("qemu", "virtiofsd"):
+            (self.record.pid_dir / name).unlink(missing_ok=True)
+
+    def _stop_vm(self) -> None:
+        if self.agent is not None:
+            with contextlib.suppress(VMError, OSError):
+                self.agent.shutdown()
+        if self.vm is not None and self.vm.proc is not None:
+            try:
+                self.vm.wait(10)
+            except VMError:
+                self.vm.stop(grace=5)
+        if self.agent is not None:
+            with contextlib.suppress(OSError):
+                self.agent.close()
+
+    def _stop_relays(self) -> None:
+        for helper in (self.relay, self.dns):
+            if helper is not None:
+                helper.stop()
+
+    def _stop_fs(self) -> None:
+        if self.fs is not None:
+            self.fs.stop()
+
+    def _detach(self) -> None:
+        if self.attachment is None:
+            return
+        from katadocker.network import networks
+
+        networks.detach(self.settings, self.attachment.network, self.record.id)
+        with contextlib.suppress(OSError, ValueError):
+            runtime = json.loads(self.record.runtime_path.read_text())
+            runtime["Detached"] = True
+            write_json(self.record.runtime_path, runtime)
+
+    def _auto_remove(self) -> None:
+        with self.store.lock(self.record.id):
+            self.store.delete(self.record)
+        log.info("removed (--rm)")
+
+    # --- control socket ------------------------------------------------------------------------
+    def _listen(self) -> socket.socket:
+        path = self.record.control_socket
+        path.unlink(missing_ok=True)
+        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        server.bind(str(path))
+        server.listen(16)
+        return server
+
+    def _serve(self, server: socket.socket) -> None:
+        while True:
+            conn, _ = server.accept()
+            threading.Thread(target=self._handle, args=(conn,), daemon=True).start()
+
+    def _handle(self, conn: socket.socket) -> None:
+        with conn:
+            f = conn.makefile("rb")
+            try:
+                request = json.loads(f.readline() or b"{}")
+            except ValueError:
+                return
+            op = request.get("op")
+            if op == "kill":
+                self._deliver(int(request.get("signal", 9)))
+                conn.sendall(b'{"ok": true}\n')
+            elif op == "wait":
+                self.finished.wait()
+                conn.sendall(json.dumps(self.exit_info).encode() + b"\n")
+                self.waiters_answered.set()
+            elif op == "stdin":
+                self._forward_stdin(f)
+
+    def _forward_stdin(self, f: Any) -> None:
+        while not (self.started.is_set() or self.finished.is_set()):
+            self.started.wait(0.5)
+        if self.proc is None or self.finished.is_set():
+            return
+        while True:
+            data = f.read1(65536)
+            if not data:
+                break
+            try:
+                self.proc.write_stdin(data, timeout=3600)
+            except (VMError, OSError):
+                return
+        with contextlib.suppress(VMError, OSError):
+            self.proc.close_stdin()
+
+
+def _tail(path: Any, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# --- process plumbing -----------------------------------------------------------------------------
+
+def daemonize(pid_file: Any) -> None:
+    """Double fork: the caller's process returns only in the final daemon; the original process exits
+    once the daemon's pid is in `pid_file` (so the CLI that ran us can read it right away)."""
+    first = os.fork()
+    if first:
+        _, status = os.waitpid(first, 0)
+        os._exit(os.waitstatus_to_exitcode(status))
+    os.setsid()
+    second = os.fork()
+    if second:
+        write_pid_file(pid_file, second)
+        os._exit(0)
+    os.chdir("/")
+    devnull = os.open(os.devnull, os.O_RDWR)
+    for fd in (0, 1, 2):
+        os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) < 2:
+        sys.stderr.write("usage: python -m katadocker.monitor STATE_ROOT CONTAINER_ID [--attached]\n")
+        sys.exit(2)
+    settings = load_settings(root=argv[0])
+    store = ContainerStore(settings.state)
+    record = store.load(argv[1])
+    daemonize(record.dir / "monitor.pid")
+    logging.basicConfig(filename=record.monitor_log, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s")
+    try:
+        Monitor(settings, store, record, "--attached" in argv[2:]).run()
+    except Exception:  # noqa: BLE001 - last resort: leave a trace, the next CLI command reconciles
+        log.exception("monitor failed")
+    finally:
+        shutil.rmtree(record.run_dir, ignore_errors=True)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
