@@ -38,4 +38,4 @@ def prepare() -> None:
     assets = ensure_assets(context.settings(), progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
     typer.echo(f"initramfs  {assets.initramfs}")
-    typer.echo(f"accel      {assets.accel}")
+    typer.echo(f"accel      {assets.accel.name} ({assets.accel.reason})")
