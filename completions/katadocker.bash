@@ -96,7 +96,7 @@ __katadocker_spec() {
         ('vflags katadocker image ls') __katadocker_reply=(--filter --format -f) ;;
         ('args katadocker image ls') __katadocker_reply=(@none) ;;
         ('flags katadocker image prune') __katadocker_reply=(--all --filter --force --help -a -f) ;;
-        ('vflags katadocker image prune') __katadocker_reply=(--filter -f) ;;
+        ('vflags katadocker image prune') __katadocker_reply=(--filter) ;;
         ('flags katadocker image pull') __katadocker_reply=(--all-tags --help --platform --quiet -a -q) ;;
         ('vflags katadocker image pull') __katadocker_reply=(--platform) ;;
         ('args katadocker image pull') __katadocker_reply=(@none) ;;

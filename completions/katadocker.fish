@@ -188,7 +188,7 @@ function __katadocker_spec
         case 'flags katadocker image prune'
             printf '%s\n' '--all' '--filter' '--force' '--help' '-a' '-f'
         case 'vflags katadocker image prune'
-            printf '%s\n' '--filter' '-f'
+            printf '%s\n' '--filter'
         case 'flags katadocker image pull'
             printf '%s\n' '--all-tags' '--help' '--platform' '--quiet' '-a' '-q'
         case 'vflags katadocker image pull'

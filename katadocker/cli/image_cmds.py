@@ -30,6 +30,8 @@ IMAGES_DIGEST_TABLE = ("table {{.Repository}}\t{{.Tag}}\t{{.Digest}}\t{{.ID}}\t"
 HISTORY_TABLE = "table {{.ID}}\t{{.CreatedSince}}\t{{.CreatedBy}}\t{{.Size}}\t{{.Comment}}"
 
 FilterOpt = Annotated[list[str] | None, typer.Option("-f", "--filter", help="Provide filter values")]
+# `prune` has -f for --force, so its --filter has no short form (as docker's).
+PruneFilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Provide filter values")]
 ImagesArg = Annotated[list[str], typer.Argument(metavar="IMAGE [IMAGE...]")]
 
 
@@ -74,31 +76,6 @@ def _since(created: int) -> str:
     return render.time_ago(created) if created > 0 else ""
 
 
-def _units_human_size(n: float) -> str:
-    """go-units HumanSize, 4 significant digits (``12.35MB``), as docker prints reclaimed space and
-    progress bars (`render.human_size` is the 3-digit HumanSizeWithPrecision of the tables)."""
-    size, units = float(n), ("B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB")
-    while size >= 1000 and len(units) > 1:
-        size, units = size / 1000, units[1:]
-    return f"{size:.4g}{units[0]}"
-
-
-def human_size(n: float) -> str:
-    """`render.human_size`, kept here for container_cmds (ps, container prune) until it imports
-    katadocker.cli.render itself."""
-    from katadocker.cli import render
-
-    return render.human_size(n)
-
-
-def render_rows(template: str, rows: list[dict[str, Any]], headers: dict[str, str]) -> str:
-    """`render.format_list` without its final newline, kept here for container_cmds (ps) until it
-    calls katadocker.cli.render itself."""
-    from katadocker.cli import render
-
-    return render.format_list(template, rows, headers, template).rstrip("\n")
-
-
 # ---- pull ---------------------------------------------------------------------------------------------
 
 
@@ -123,6 +100,8 @@ class _TerminalProgress:
     def __call__(self, event: Any) -> None:
         from rich.text import Text
 
+        from katadocker.cli import render
+
         if event.id is None:
             self._live.console.print(event.status, highlight=False)
             return
@@ -131,7 +110,7 @@ class _TerminalProgress:
             width = 50
             done = min(width, width * event.current // event.total)
             bar = "=" * max(done - 1, 0) + (">" if done else "") + " " * (width - done)
-            text += f" [{bar}] {_units_human_size(event.current)}/{_units_human_size(event.total)}"
+            text += f" [{bar}] {render.human_size(event.current, 4)}/{render.human_size(event.total, 4)}"
         self._lines[event.id] = text
         self._live.update(Text("\n".join(self._lines.values())))
 
@@ -286,11 +265,11 @@ def _confirm(message: str) -> bool:
 @command("prune", panel=None, group="image")
 def prune(
     all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just dangling ones"),
-    filter_: FilterOpt = None,
+    filter_: PruneFilterOpt = None,
     force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation"),
 ) -> None:
     """Remove unused images"""
-    from katadocker.cli import context
+    from katadocker.cli import context, render
     from katadocker.engine import images
 
     filters = images.parse_filters(list(filter_ or []), images.PRUNE_FILTERS)
@@ -301,7 +280,7 @@ def prune(
     items, reclaimed = images.prune_images(context.settings(), all_, filters)
     if items:
         typer.echo("Deleted Images:\n" + "\n".join(_delete_line(i, lower=True) for i in items) + "\n")
-    typer.echo(f"Total reclaimed space: {_units_human_size(reclaimed)}")
+    typer.echo(f"Total reclaimed space: {render.human_size(reclaimed, 4)}")
 
 
 # ---- inspect, history ---------------------------------------------------------------------------------
