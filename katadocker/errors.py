@@ -142,6 +142,7 @@ class NoPublicPort(KatadockerError):
     """``port C 81`` for a port that is not published (docker 28's client-side text)."""
 
     daemon = False
+    client_prefix = "Error: "
 
     def __init__(self, port: str, container: str) -> None:
         super().__init__(f"No public port '{port}' published for {container}")

@@ -35,7 +35,7 @@ from dataclasses import asdict
 from typing import Any
 
 from katadocker.config import Settings, load_settings
-from katadocker.engine import logs, process_spec, rootfs
+from katadocker.engine import events, logs, process_spec, rootfs
 from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError, VMError
 from katadocker.state import clock
 from katadocker.state.atomic import write_json
@@ -68,6 +68,7 @@ class Monitor:
         self.attachment: Any = None
         self.relay: Any = None
         self.dns: Any = None
+        self.guest_mounts: Any = None  # engine.guest_mounts.GuestMounts: -v/--mount/--tmpfs shares
         self.writer: logs.LogWriter | None = None
         self.exit_info: dict[str, Any] | None = None
         self.finished = threading.Event()
@@ -95,6 +96,7 @@ class Monitor:
             self._finish(125, f"start failed: {e}", started=False)
             return
         write_json(self.record.started_path, {"StartedAt": clock.format_ns(clock.now_ns())})
+        events.container(self.store.root, self.record, "start")
         self.started.set()
         code, error = self._pump()
         self._finish(code, error, started=True)
@@ -126,6 +128,7 @@ class Monitor:
         self.fs = Virtiofsd(rec.rootfs, run / "fs.sock", rec.dir / "virtiofsd.log")
         self.fs.start()
         write_pid_file(rec.pid_dir / "virtiofsd", self.fs.pid)
+        self._start_mounts()
         memory_mib = DEFAULT_MEMORY_MIB
         if host.get("Memory"):
             memory_mib = max(MIN_MEMORY_MIB, host["Memory"] // (1024 * 1024) + MEMORY_OVERHEAD_MIB)
@@ -134,7 +137,7 @@ class Monitor:
         spec = VMSpec(kernel=assets.kernel, initramfs=assets.initramfs, accel=assets.accel.name,
                       agent_socket=run / "agent.sock", console_log=rec.dir / "console.log",
                       qmp_socket=run / "qmp.sock", memory_mib=memory_mib, cpus=cpus,
-                      shares=(Share(ROOTFS_TAG, run / "fs.sock"),),
+                      shares=(Share(ROOTFS_TAG, run / "fs.sock"), *self.guest_mounts.shares),
                       net=NetSpec(att.tap_name, att.mac) if att else None, name=f"katadocker-{rec.short_id}")
         self.vm = VirtualMachine(spec, netns=att.netns_name if att else None)
         self.vm.start()
@@ -150,7 +153,8 @@ class Monitor:
             env=process_spec.process_env(cfg.get("Env") or [], hostname, bool(cfg.get("Tty")), user.home),
             cwd=workdir, uid=user.uid, gid=user.gid, groups=user.groups, tty=bool(cfg.get("Tty")),
             stdin=bool(cfg.get("OpenStdin")), hostname=hostname, hosts=self._hosts(hostname),
-            resolv_conf=self._resolv_conf(), rootfs_tag=ROOTFS_TAG, network=self._net_config())
+            resolv_conf=self._resolv_conf(), rootfs_tag=ROOTFS_TAG, network=self._net_config(),
+            mounts=self.guest_mounts.mounts, readonly_root=bool(host.get("ReadonlyRootfs")))
         with self.lock:
             self.proc = self.agent.start(pspec, timeout=60)
             pending, self.pending_signals = self.pending_signals, []
@@ -159,13 +163,23 @@ class Monitor:
         write_json(rec.runtime_path, {"Ports": [asdict(p) for p in published],
                                       "Attachment": asdict(att) if att else None})
 
+    def _start_mounts(self) -> None:
+        """The container's volumes, binds and tmpfs mounts: one virtiofsd per share (guest_mounts.py)."""
+        from katadocker.engine.guest_mounts import GuestMounts
+
+        self.guest_mounts = GuestMounts(self.settings, self.record)
+        self.guest_mounts.prepare()
+        self.guest_mounts.start()
+
     def _attach_network(self, mode: str) -> None:
         if mode in ("none", "host"):
             return
+        from katadocker.engine import networking
         from katadocker.network import networks
         from katadocker.network.dns import DnsResponder
 
-        self.attachment = att = networks.attach(self.settings, mode, self.record.id, self.record.name)
+        self.attachment = att = networks.attach(self.settings, mode, self.record.id, self.record.name,
+                                                **networking.attach_options(self.record.config, mode))
         # runtime.json before anything else can fail, so a crash still lets `rm` detach
         write_json(self.record.runtime_path, {"Ports": [], "Attachment": asdict(att)})
         self.dns = DnsResponder(self.settings, att.network, att.netns_name, att.gateway)
@@ -192,7 +206,12 @@ class Monitor:
         if self.attachment is None:
             return []  # --network none: nothing to relay to (docker publishes nothing either)
         self.relay = PortRelay(bindings, self.attachment.netns_name, self.attachment.ip)
-        return self.relay.start()
+        try:
+            return self.relay.start()
+        except KatadockerError as e:
+            from katadocker.engine.networking import publish_failed
+
+            raise publish_failed(e, self.record.name, self.attachment.endpoint_id) from None
 
     def _net_config(self) -> Any:
         from katadocker.agent.protocol import NetworkConfig
@@ -204,16 +223,15 @@ class Monitor:
                              gateway=ipaddress.IPv4Address(att.gateway), mtu=att.mtu)
 
     def _hosts(self, hostname: str) -> str:
-        lines = ["127.0.0.1\tlocalhost", "::1\tlocalhost ip6-localhost ip6-loopback",
-                 "fe00::0\tip6-localnet", "ff00::0\tip6-mcastprefix", "ff02::1\tip6-allnodes",
-                 "ff02::2\tip6-allrouters"]
-        if self.attachment is not None:
-            lines.append(f"{self.attachment.ip}\t{hostname}")
-        return "\n".join(lines) + "\n"
+        from katadocker.engine.networking import hosts_file
+
+        return hosts_file(hostname, self.attachment, self.record.config["HostConfig"].get("ExtraHosts"))
 
     def _resolv_conf(self) -> str:
-        servers = self.attachment.dns if self.attachment is not None else []
-        return "".join(f"nameserver {s}\n" for s in servers)
+        from katadocker.engine.networking import resolv_conf
+
+        host = self.record.config["HostConfig"]
+        return resolv_conf(self.attachment, host.get("Dns"), host.get("DnsSearch"), host.get("DnsOptions"))
 
     # --- running -------------------------------------------------------------------------------
     def _pump(self) -> tuple[int, str]:
@@ -228,6 +246,8 @@ class Monitor:
                 return 137, self._crash_reason(f"lost the VM agent: {e.message}")
             if isinstance(event, Output):
                 self.writer.write("stderr" if event.stream == 2 else "stdout", event.data)
+                if self.record.config["Config"].get("Tty"):  # a prompt has no newline: log it now
+                    self.writer.flush_partial()
             elif event is not None:
                 return int(event.code), ""
             problem = self._helper_problem()
@@ -241,6 +261,8 @@ class Monitor:
             return self._crash_reason("the virtual machine exited unexpectedly")
         if self.fs.proc.poll() is not None:
             return f"virtiofsd exited unexpectedly with status {self.fs.proc.returncode}"
+        if self.guest_mounts is not None and self.guest_mounts.problem():
+            return self.guest_mounts.problem()
         if self.kill_deadline is not None and time.monotonic() > self.kill_deadline:
             log.warning("process did not die from SIGKILL in %.0fs: killing the VM", KILL_GRACE)
             self.vm.kill()
@@ -271,6 +293,7 @@ class Monitor:
         info = {"ExitCode": code, "FinishedAt": clock.format_ns(clock.now_ns()), "Error": error,
                 "OOMKilled": False}
         write_json(self.record.exit_path, info)
+        events.container(self.store.root, self.record, "die", exitCode=str(code))
         self.exit_info = info
         self.finished.set()
         log.info("container exited with %d%s", code, f" ({error})" if error else "")
@@ -312,6 +335,8 @@ class Monitor:
     def _stop_fs(self) -> None:
         if self.fs is not None:
             self.fs.stop()
+        if self.guest_mounts is not None:
+            self.guest_mounts.stop()
 
     def _detach(self) -> None:
         if self.attachment is None:
@@ -325,8 +350,12 @@ class Monitor:
             write_json(self.record.runtime_path, runtime)
 
     def _auto_remove(self) -> None:
+        from katadocker.engine.volumes import remove_anonymous
+
         with self.store.lock(self.record.id):
             self.store.delete(self.record)
+        remove_anonymous(self.settings, self.record.config)
+        events.container(self.store.root, self.record, "destroy")
         log.info("removed (--rm)")
 
     # --- control socket ------------------------------------------------------------------------
@@ -360,6 +389,10 @@ class Monitor:
                 self.waiters_answered.set()
             elif op == "stdin":
                 self._forward_stdin(f)
+            elif op in ("exec", "resize", "pause", "unpause"):  # interactive ops: monitor_ops.py
+                from katadocker import monitor_ops
+
+                monitor_ops.handle(self, op, request, conn, f)
 
     def _forward_stdin(self, f: Any) -> None:
         while not (self.started.is_set() or self.finished.is_set()):

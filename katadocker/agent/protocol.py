@@ -73,9 +73,13 @@ class SpecTag(enum.IntEnum):
     ROOTFS = 13
     MOUNT = 14
     NET = 15
+    READONLY_ROOT = 16
 
 
 MOUNT_READONLY = 1
+#: MOUNT flag: the share holds one file, `MOUNT_FILE_NAME`, which the agent bind-mounts onto the target
+MOUNT_FILE = 2
+MOUNT_FILE_NAME = "file"
 
 
 class ProtocolError(VMError):
@@ -190,12 +194,16 @@ class ExitStatus:
 
 @dataclass(frozen=True)
 class Mount:
-    """An extra mount in the container: `source` is a virtio-fs tag, or "tmpfs"."""
+    """An extra mount in the container: `source` is a virtio-fs tag, or "tmpfs". `options` are
+    mount(8)-style words: flag words (ro, nosuid, noexec, …) become mount flags, the rest (size=,
+    mode=) filesystem data. `file`: the share holds the single file `MOUNT_FILE_NAME`, bound onto
+    `target`."""
 
     source: str
     target: str
     readonly: bool = False
     options: str = ""
+    file: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,6 +241,7 @@ class ProcessSpec:
     rootfs_tag: str = "rootfs"
     mounts: list[Mount] = field(default_factory=list)
     network: NetworkConfig | None = None
+    readonly_root: bool = False
 
     def encode(self) -> bytes:
         """The START/EXEC payload: (u16 tag, u32 length, value) fields, see protocol.h."""
@@ -261,6 +270,8 @@ class ProcessSpec:
         yield from ((SpecTag.MOUNT, _mount(m)) for m in self.mounts)
         if self.network is not None:
             yield SpecTag.NET, _network(self.network)
+        if self.readonly_root:
+            yield SpecTag.READONLY_ROOT, bytes([1])
 
 
 def _text(s: str) -> bytes:
@@ -280,7 +291,7 @@ def _lstr(s: str) -> bytes:
 
 
 def _mount(m: Mount) -> bytes:
-    flags = MOUNT_READONLY if m.readonly else 0
+    flags = (MOUNT_READONLY if m.readonly else 0) | (MOUNT_FILE if m.file else 0)
     return bytes([flags]) + _lstr(m.source) + _lstr(m.target) + _lstr(m.options)
 
 

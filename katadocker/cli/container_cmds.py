@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from katadocker.cli import mount_opts, network_opts
 from katadocker.cli.app import COMMON, command
 
 RUN_HELP_HINT = "\n\nRun 'katadocker {verb} --help' for more information"
@@ -113,6 +114,11 @@ def _pull_event_printer() -> Callable[[Any], None]:
     return show
 
 
+def _asset_progress(step: str) -> None:
+    """Show what building the guest assets on a first run is doing (stderr, as pull progress)."""
+    sys.stderr.write(step + "\n")
+
+
 def _do_create(verb: str, opts: Any, quiet: bool) -> Any:
     """Create the container; on failure print docker's run/create error and exit 125."""
     from katadocker.engine import containers
@@ -159,6 +165,18 @@ def run(
     publish_all: bool = typer.Option(False, "-P", "--publish-all",
             help="Publish all exposed ports to random ports"),
     network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
+    network_alias: network_opts.NetworkAlias = None,
+    ip: network_opts.Ip = None,
+    mac_address: network_opts.MacAddress = None,
+    dns: network_opts.Dns = None,
+    dns_search: network_opts.DnsSearch = None,
+    dns_option: network_opts.DnsOption = None,
+    add_host: network_opts.AddHost = None,
+    volume: mount_opts.Volume = None,
+    mount: mount_opts.Mount = None,
+    tmpfs: mount_opts.Tmpfs = None,
+    volumes_from: mount_opts.VolumesFrom = None,
+    read_only: mount_opts.ReadOnly = False,
     stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
     stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
     pull: str = typer.Option("missing", "--pull",
@@ -169,6 +187,8 @@ def run(
     attach: Annotated[list[str] | None, typer.Option("-a", "--attach",
             help="Attach to STDIN, STDOUT or STDERR")] = None,
     sig_proxy: bool = typer.Option(True, "--sig-proxy", help="Proxy received signals to the process"),
+    detach_keys: str = typer.Option(None, "--detach-keys",
+            help="Override the key sequence for detaching a container"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the pull output"),
 ) -> None:
     """Create and run a new container from an image"""
@@ -183,39 +203,49 @@ def run(
         if s not in ("stdin", "stdout", "stderr"):
             _fail_run("run", _usage(f"invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are "
                                     "STDIN, STDOUT and STDERR"))
+    from katadocker.cli.interactive_cmds import check_tty
+
+    check_tty("stdin" in streams, tty)
     opts = _create_options(image, args or [], name=name, env=env or [], env_files=env_file or [],
                            workdir=workdir, user=user, entrypoint=entrypoint, hostname=hostname,
                            labels=label or [],
                            label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
                            publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
+                           **network_opts.create_kwargs(network_alias, ip, mac_address, dns, dns_search,
+                                                        dns_option, add_host),
+                           **mount_opts.create_kwargs(volume, mount, tmpfs, volumes_from, read_only),
                            interactive=interactive, attach=streams, stop_signal=stop_signal,
                            stop_timeout=stop_timeout, pull=pull, platform=platform, init=init)
     record = _do_create("run", opts, quiet)
     if detach:
         typer.echo(record.id)
         try:
-            containers.start(_settings(), record.id)
+            containers.start(_settings(), record.id, progress=_asset_progress)
         except KatadockerError as e:
             _fail_run("run", e)
         return
     try:
-        containers.start(_settings(), record.id, attached=True)
+        containers.start(_settings(), record.id, attached=True, progress=_asset_progress)
     except CommandNotFound as e:
         _fail_run("run", e, 127)
     except CommandNotExecutable as e:
         _fail_run("run", e, 126)
     except KatadockerError as e:
         _fail_run("run", e)
-    code = _attach(record, stdin="stdin" in streams, sig_proxy=sig_proxy, offset=0)
+    code = _attach(record, stdin="stdin" in streams, sig_proxy=sig_proxy, offset=0, detach_keys=detach_keys)
     raise typer.Exit(code)
 
 
-def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int) -> int:
+def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int, detach_keys: str | None = None) -> int:
     """Stream the container's output, forward stdin and signals; the container's exit code."""
     import signal
 
     from katadocker.engine.attach import AttachSession
 
+    if record.config["Config"].get("Tty"):  # a pty: raw terminal, resizes, detach keys (cli/tty.py)
+        from katadocker.cli.interactive_cmds import attach_tty
+
+        return attach_tty(record, stdin, offset, detach_keys)
     session = AttachSession(_settings(), record, offset)
     if sig_proxy:
         for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
@@ -251,6 +281,18 @@ def create(
     publish_all: bool = typer.Option(False, "-P", "--publish-all",
             help="Publish all exposed ports to random ports"),
     network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
+    network_alias: network_opts.NetworkAlias = None,
+    ip: network_opts.Ip = None,
+    mac_address: network_opts.MacAddress = None,
+    dns: network_opts.Dns = None,
+    dns_search: network_opts.DnsSearch = None,
+    dns_option: network_opts.DnsOption = None,
+    add_host: network_opts.AddHost = None,
+    volume: mount_opts.Volume = None,
+    mount: mount_opts.Mount = None,
+    tmpfs: mount_opts.Tmpfs = None,
+    volumes_from: mount_opts.VolumesFrom = None,
+    read_only: mount_opts.ReadOnly = False,
     rm: bool = typer.Option(False, "--rm", help="Automatically remove the container when it exits"),
     stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
     stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
@@ -269,6 +311,9 @@ def create(
                            labels=label or [],
                            label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
                            publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
+                           **network_opts.create_kwargs(network_alias, ip, mac_address, dns, dns_search,
+                                                        dns_option, add_host),
+                           **mount_opts.create_kwargs(volume, mount, tmpfs, volumes_from, read_only),
                            interactive=interactive, attach=[a.lower() for a in attach or []],
                            stop_signal=stop_signal, stop_timeout=stop_timeout, pull=pull, platform=platform,
                            init=init)
@@ -283,6 +328,8 @@ def start(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
     attach: bool = typer.Option(False, "-a", "--attach", help="Attach STDOUT/STDERR and forward signals"),
     interactive: bool = typer.Option(False, "-i", "--interactive", help="Attach container's STDIN"),
+    detach_keys: str = typer.Option(None, "--detach-keys",
+            help="Override the key sequence for detaching a container"),
 ) -> None:
     """Start one or more stopped containers"""
     from katadocker.engine import containers
@@ -303,7 +350,8 @@ def start(
 
         report_error(e)
         raise typer.Exit(getattr(e, "exit_code", 1)) from None
-    raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=True, offset=offset))
+    raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=True, offset=offset,
+                             detach_keys=detach_keys))
 
 
 @command("stop", group="container")
@@ -410,9 +458,8 @@ def _ps_row(c: dict[str, Any], no_trunc: bool) -> dict[str, Any]:
     import json
     import time
 
-    from katadocker.cli.image_cmds import human_size
-    from katadocker.engine.container_view import human_duration
     from katadocker.network.ports import PublishedPort, display_ports
+    from katadocker.units import human_duration, human_size
 
     image = c["Image"]
     if not no_trunc:
@@ -481,11 +528,11 @@ def ps(
     template = format_ or (PS_TABLE + ("\t{{.Size}}" if size else ""))
     if template == "table":
         template = PS_TABLE + ("\t{{.Size}}" if size else "")
-    from katadocker.cli.image_cmds import render_rows
+    from katadocker.cli import render
 
-    out = render_rows(template, rows, PS_HEADERS)
+    out = render.format_list(template, rows, PS_HEADERS, template)
     if out:
-        typer.echo(out)
+        sys.stdout.write(out)
 
 
 # --- logs ----------------------------------------------------------------------------------------
@@ -616,7 +663,7 @@ def prune(
             labels.append(value)
         else:
             raise _usage(f"invalid filter '{key}'")
-    from katadocker.cli.image_cmds import human_size
+    from katadocker.units import human_size
 
     removed, reclaimed = containers.prune(_settings(), until=until, labels=labels)
     if removed:
@@ -624,4 +671,4 @@ def prune(
         for cid in removed:
             typer.echo(cid)
         typer.echo("")
-    typer.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+    typer.echo(f"Total reclaimed space: {human_size(reclaimed, 4)}")

@@ -1028,7 +1028,8 @@ def go_json(v: Any, *, escape_html: bool = False) -> str:
     """encoding/json Marshal of a Python value, compact; HTML characters escaped only when asked.
 
     Dicts keep their order (build them in the order docker emits); floats print as Go does
-    (``1e+21``, ``1000000``); dataclasses marshal their fields; other objects their public attributes.
+    (``1e+21``, ``1000000``); dataclasses marshal their fields (a ``json`` metadata entry acting as Go's
+    struct tag); other objects their public attributes.
     """
     if v is None or v is MISSING:
         return "null"
@@ -1046,8 +1047,21 @@ def go_json(v: Any, *, escape_html: bool = False) -> str:
     if isinstance(v, (list, tuple)):
         return "[" + ",".join(go_json(x, escape_html=escape_html) for x in v) + "]"
     if dataclasses.is_dataclass(v):
-        return go_json({f.name: getattr(v, f.name) for f in dataclasses.fields(v)}, escape_html=escape_html)
+        return go_json(_tagged_fields(v), escape_html=escape_html)
     return go_json({k: x for k, x in vars(v).items() if not k.startswith("_")}, escape_html=escape_html)
+
+
+def _tagged_fields(v: Any) -> dict[str, Any]:
+    """A dataclass's fields as encoding/json sees a struct: a ``json`` metadata entry is the Go
+    struct tag (``"name,omitempty"``; ``"-"`` skips the field), else the field's own name."""
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(v):
+        name, _, options = f.metadata.get("json", f.name).partition(",")
+        value = getattr(v, f.name)
+        if name == "-" or ("omitempty" in options.split(",") and value in ("", 0, False, None, [], {})):
+            continue
+        out[name or f.name] = value
+    return out
 
 
 def _json_float(f: float) -> str:

@@ -20,6 +20,9 @@ from katadocker.cli.app import app, order_help_panels
 
 # Command modules register their verbs on import; each imports only typer at module level.
 from katadocker.cli import completion_cmds, container_cmds, image_cmds, network_cmds, system_cmds  # noqa: E402,F401  isort: skip
+from katadocker.cli import port_cmds  # noqa: E402,F401  isort: skip
+from katadocker.cli import interactive_cmds  # noqa: E402,F401  isort: skip
+from katadocker.cli import volume_cmds  # noqa: E402,F401  isort: skip
 
 order_help_panels()
 

@@ -239,9 +239,9 @@ def network_connect(
     ip: str = typer.Option(None, "--ip", help="IPv4 address (e.g., \"172.30.100.104\")"),
 ) -> None:
     """Connect a container to a network"""
-    from katadocker.engine import containers
+    from katadocker.engine import networking
 
-    containers.connect_network(_settings(), container, network, aliases=alias or [], ip=ip)
+    networking.connect(_settings(), container, network, aliases=alias or [], ip=ip)
 
 
 @command("disconnect", group="network", panel=None)
@@ -252,6 +252,6 @@ def network_disconnect(
             help="Force the container to disconnect from a network"),
 ) -> None:
     """Disconnect a container from a network"""
-    from katadocker.engine import containers
+    from katadocker.engine import networking
 
-    containers.disconnect_network(_settings(), container, network, force=force)
+    networking.disconnect(_settings(), container, network, force=force)

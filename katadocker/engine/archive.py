@@ -26,6 +26,7 @@ from typing import IO, Any
 import zstandard
 
 from katadocker.config import Settings
+from katadocker.engine import events
 from katadocker.engine.images import is_id_prefix
 from katadocker.errors import InvalidArgument, InvalidReference, KatadockerError, NoSuchImage
 from katadocker.image.reference import Reference, parse_reference
@@ -175,6 +176,7 @@ def save_images(settings: Settings, refs: list[str], out: IO[bytes]) -> None:
         repositories: dict[str, dict[str, str]] = {}
         for entry in entries:
             item, descriptors = _save_one(tar, store, entry, written, Path(tmp))
+            events.image(settings.state, "save", entry.record.id, entry.record.id)
             legacy.append(item)
             index += descriptors
             for t in entry.tags:
@@ -395,6 +397,7 @@ def load_images(settings: Settings, stream: IO[bytes]) -> list[str]:
         _extract_archive(stream, root)
         for image in _archive_images(root):
             record, notices = _import_image(store, image, scratch)
+            events.image(settings.state, "load", record.id, record.id)
             lines += notices
             names = [n.familiar for n in image.names]
             lines += [f"Loaded image: {n}" for n in names] or [f"Loaded image ID: {record.id}"]

@@ -1,5 +1,5 @@
 """Attaching a client to a running container: its output (followed in the json-file log), its stdin
-(forwarded through the monitor), signals (sig-proxy), and its exit code.
+(forwarded through the monitor), signals (sig-proxy), pty resizes, detaching, and its exit code.
 
 Output comes from the log, not from the monitor, so nothing written before the client attached is
 lost and stdout and stderr stay apart; the monitor answers ``wait`` only after the log holds all of
@@ -28,11 +28,22 @@ class AttachSession:
         self.record = record
         self.offset = offset
         self._done = threading.Event()
+        self._detached = False
 
     def send_signal(self, signo: int) -> None:
         """sig-proxy: deliver `signo` to the container's process (ignored once it has exited)."""
         with contextlib.suppress(control.MonitorUnreachable):
             control.kill(self.record.control_socket, signo)
+
+    def resize(self, rows: int, cols: int) -> None:
+        """Set the size of the container's pty (a ``-t`` container; ignored once it has exited)."""
+        with contextlib.suppress(control.MonitorUnreachable, OSError):
+            control.request(self.record.control_socket, {"op": "resize", "Rows": rows, "Cols": cols})
+
+    def detach(self) -> None:
+        """Stop following (docker's detach keys): `run` returns 0 soon, the container runs on."""
+        self._detached = True
+        self._done.set()
 
     def run(self, on_output: Callable[[str, bytes], None], stdin: BinaryIO | None = None) -> int:
         """Stream output to `on_output(stream, data)` and forward `stdin` until the container
@@ -45,6 +56,8 @@ class AttachSession:
         opts = logs.LogOptions()
         for rec in logs.follow_records(self.record.log_path, self.offset, opts, self._done.is_set):
             on_output(rec.stream, rec.data)
+        if self._detached:
+            return 0
         waiter.join()
         return result.get("code", 0)
 

@@ -80,7 +80,7 @@ def summary(record: ContainerRecord, size: bool = False, image_size: int = 0) ->
     cfg = record.config
     ports = [{"IP": p.host_ip, "PrivatePort": p.container_port, "PublicPort": p.host_port, "Type": p.proto}
              for p in _published(record)]
-    for key in (cfg["Config"].get("ExposedPorts") or {}):
+    for key in (cfg["Config"].get("ExposedPorts") or {}) if record.running else ():  # stopped: none
         number, _, proto = key.partition("/")
         published = any(p["PrivatePort"] == int(number) and p["Type"] == proto for p in ports) \
             if number.isdigit() else True
@@ -99,7 +99,7 @@ def summary(record: ContainerRecord, size: bool = False, image_size: int = 0) ->
         "Status": status_text(record),
         "HostConfig": {"NetworkMode": cfg["HostConfig"].get("NetworkMode", "bridge")},
         "NetworkSettings": {"Networks": _networks(record)},
-        "Mounts": [],
+        "Mounts": _mounts(record),
     }
     if size:
         out["SizeRw"] = upper_size(record)
@@ -107,12 +107,22 @@ def summary(record: ContainerRecord, size: bool = False, image_size: int = 0) ->
     return out
 
 
+def _mounts(record: ContainerRecord) -> list[dict[str, Any]]:
+    from katadocker.engine.mounts import inspect_mounts
+    from katadocker.state.paths import StateRoot
+
+    # a record lives in <root>/containers/<id>
+    return inspect_mounts(StateRoot(record.dir.parent.parent).volumes, record.config)
+
+
 def _networks(record: ContainerRecord) -> dict[str, Any]:
     att = runtime_info(record).get("Attachment")
     mode = record.config["HostConfig"].get("NetworkMode", "bridge")
     if mode == "none":
         return {"none": _endpoint(None)}
-    return {mode: _endpoint(att)}
+    from katadocker.engine.networking import complete_endpoint
+
+    return {mode: complete_endpoint(_endpoint(att), record.config, mode, running=att is not None)}
 
 
 def _endpoint(att: dict[str, Any] | None) -> dict[str, Any]:
@@ -174,11 +184,12 @@ def inspect_document(record: ContainerRecord, size: bool = False) -> dict[str, A
     if size:
         doc["SizeRw"] = upper_size(record)
         doc["SizeRootFs"] = doc["SizeRw"]
-    doc["Mounts"] = []
+    doc["Mounts"] = _mounts(record)
     doc["Config"] = cfg["Config"]
     doc["NetworkSettings"] = {
         "Bridge": "", "SandboxID": "", "SandboxKey": "",
-        "Ports": inspect_ports(_published(record), (cfg["Config"].get("ExposedPorts") or {}).keys()),
+        "Ports": inspect_ports(_published(record),
+                               (cfg["Config"].get("ExposedPorts") or {}) if record.running else ()),
         "HairpinMode": False, "LinkLocalIPv6Address": "", "LinkLocalIPv6PrefixLen": 0,
         "SecondaryIPAddresses": None, "SecondaryIPv6Addresses": None,
         "EndpointID": primary["EndpointID"], "Gateway": primary["Gateway"],

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from katadocker.config import Settings
-from katadocker.engine import control, process_spec
+from katadocker.engine import control, events, process_spec
 from katadocker.engine.signals import parse_signal
 from katadocker.errors import (
     CommandNotExecutable,
@@ -72,6 +72,7 @@ class CreateOptions:
     publish: list[str] = field(default_factory=list)
     publish_all: bool = False
     network: str = "bridge"
+    net_options: Any = None  # engine.networking.NetworkOptions: --network-alias, --ip, --dns, --add-host…
     auto_remove: bool = False
     tty: bool = False
     interactive: bool = False
@@ -81,6 +82,7 @@ class CreateOptions:
     pull: str = "missing"
     platform: str | None = None
     init: bool = False
+    mounts: Any = None  # engine.mounts.MountRequest: -v, --mount, --tmpfs, --volumes-from, --read-only
 
 
 def store_of(settings: Settings) -> ContainerStore:
@@ -166,6 +168,10 @@ def create(settings: Settings, opts: CreateOptions, on_message: Message = lambda
     user_env += process_spec.expand_env_options(opts.env, host_env)
     env = process_spec.container_env(list(icfg.get("Env") or []), user_env)
 
+    from katadocker.engine import mounts
+
+    mount_plan = mounts.plan(settings, opts.mounts or mounts.MountRequest(),
+                             (icfg.get("Volumes") or {}).keys())
     bindings = ports.parse_publish(opts.publish)
     exposed = dict(icfg.get("ExposedPorts") or {})
     if opts.publish_all:
@@ -178,6 +184,10 @@ def create(settings: Settings, opts: CreateOptions, on_message: Message = lambda
             "HostPort": "" if b.host_port is None else (
                 str(b.host_port) if b.host_port_end is None else f"{b.host_port}-{b.host_port_end}")})
 
+    from katadocker.engine import networking
+
+    net_host_config, networking_config = networking.create_settings(
+        settings, opts.network, opts.net_options or networking.NetworkOptions())
     cid = new_id()
     attach = set(opts.attach)
     config = {
@@ -217,6 +227,7 @@ def create(settings: Settings, opts: CreateOptions, on_message: Message = lambda
         "NanoCpus": opts.nano_cpus,
         "Runtime": "katadocker",
     }
+    host_config.update(net_host_config)
     record = {
         "Path": argv[0],
         "Args": argv[1:],
@@ -226,8 +237,12 @@ def create(settings: Settings, opts: CreateOptions, on_message: Message = lambda
         "Layers": list(image.layers),
         "Config": config,
         "HostConfig": host_config,
+        "NetworkingConfig": networking_config,
     }
-    return store_of(settings).create(cid, record, opts.name)
+    mount_plan.apply(settings, record)
+    created = store_of(settings).create(cid, record, opts.name)
+    events.container(settings.state, created, "create")
+    return created
 
 
 # --- start ----------------------------------------------------------------------------------------
@@ -262,13 +277,19 @@ def spawn_monitor(settings: Settings, record: ContainerRecord, attached: bool) -
     return pid
 
 
-def start(settings: Settings, ref: str, attached: bool = False) -> ContainerRecord:
+def start(settings: Settings, ref: str, attached: bool = False,
+          progress: Callable[[str], None] | None = None) -> ContainerRecord:
     """Start a created or exited container and return once its process runs.
 
     Starting a running container does nothing (as docker). On failure the container keeps its
     previous status with ExitCode/Error recorded, an ``--rm`` container is removed, and the error
     is raised (`CommandNotFound` → 127, `CommandNotExecutable` → 126, else `StartFailed`).
+    Guest assets missing on the first run are built here, reporting each step to `progress`
+    (the monitor would build them too, but silently).
     """
+    from katadocker.vm.assets import ensure_assets
+
+    ensure_assets(settings, progress)
     store = store_of(settings)
     record = store.lookup(ref)
     with store.lock(record.id):
@@ -360,6 +381,7 @@ def _signal(record: ContainerRecord, signo: int) -> None:
 
 def _force_kill(store: ContainerStore, record: ContainerRecord) -> None:
     """SIGKILL the process; if the monitor cannot make it exit, kill the monitor and its helpers."""
+    events.container(store.root, record, "kill", signal=str(int(signal.SIGKILL)))
     _signal(record, signal.SIGKILL)
     if not _wait_not_running(store, record, KILL_GRACE):
         _kill_monitor(record, int(record.state.get("Pid") or 0))
@@ -376,9 +398,11 @@ def stop(settings: Settings, ref: str, timeout: int | None = None, sig: str | No
     signo = parse_signal(sig or record.config["Config"].get("StopSignal") or "SIGTERM")
     if timeout is None:
         timeout = record.config["Config"].get("StopTimeout", DEFAULT_STOP_TIMEOUT)
+    events.container(store.root, record, "kill", signal=str(signo))
     _signal(record, signo)
     if not _wait_not_running(store, record, timeout):
         _force_kill(store, record)
+    events.container(store.root, record, "stop")
     return record
 
 
@@ -392,6 +416,7 @@ def kill(settings: Settings, ref: str, sig: str = "SIGKILL") -> ContainerRecord:
     if signo == signal.SIGKILL:
         _force_kill(store, record)
     else:
+        events.container(store.root, record, "kill", signal=str(signo))
         _signal(record, signo)
     return record
 
@@ -427,9 +452,11 @@ def cleanup_after_crash(settings: Settings, record: ContainerRecord) -> None:
     """Undo what a monitor that died without cleaning up left behind: the overlay mount and the
     network attachment (both idempotent, nothing to do after a clean exit)."""
     from katadocker.engine import rootfs
+    from katadocker.engine.guest_mounts import unmount_staging
     from katadocker.state.atomic import read_json
 
     rootfs.unmount(record.rootfs)
+    unmount_staging(record)
     if record.runtime_path.exists():
         try:
             runtime = read_json(record.runtime_path)
@@ -445,8 +472,7 @@ def cleanup_after_crash(settings: Settings, record: ContainerRecord) -> None:
 
 
 def remove(settings: Settings, ref: str, force: bool = False, volumes: bool = False) -> ContainerRecord:
-    """docker rm (``-f`` kills first). Anonymous volumes do not exist yet, so `volumes` is accepted only."""
-    del volumes
+    """docker rm (``-f`` kills first); `volumes` (``-v``) also removes its anonymous volumes."""
     store = store_of(settings)
     record = store.lookup(ref)
     record = reconcile(store, record)
@@ -467,6 +493,11 @@ def remove(settings: Settings, ref: str, force: bool = False, volumes: bool = Fa
         store.save_state(record)
         cleanup_after_crash(settings, record)
         store.delete(record)
+    if volumes:
+        from katadocker.engine.volumes import remove_anonymous
+
+        remove_anonymous(settings, record.config)
+    events.container(store.root, record, "destroy")
     return record
 
 
@@ -474,7 +505,9 @@ def rename(settings: Settings, ref: str, new_name: str) -> None:
     store = store_of(settings)
     record = store.lookup(ref)
     with store.lock(record.id):
-        store.rename(store.load(record.id), new_name)
+        renamed = store.load(record.id)
+        store.rename(renamed, new_name)
+    events.container(store.root, renamed, "rename", oldName=f"/{record.name}")
 
 
 def prune(settings: Settings, until: int | None = None,
@@ -543,3 +576,4 @@ def inspect(settings: Settings, ref: str, size: bool = False) -> dict[str, Any]:
     from katadocker.engine.container_view import inspect_document
 
     return inspect_document(get(settings, ref), size=size)
+

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from katadocker.config import Settings
+from katadocker.engine import events
 from katadocker.errors import ClientError, Conflict, InvalidArgument, NoSuchImage, UsageError
 from katadocker.image.reference import Reference, parse_reference
 from katadocker.image.store import ImageRecord, ImageStore
@@ -60,12 +61,11 @@ def pull_image(settings: Settings, ref_str: str, platform: str | None, on_event:
     Raises InvalidReference, InvalidArgument (platform) and the registry's errors.
     """
     from katadocker.image.platform import parse_platform
-    from katadocker.image.pull import pull
 
     ref = parse_reference(ref_str)
     plat = parse_platform(platform) if platform else None
     if not all_tags:
-        return pull(settings, ref.with_default_tag(), plat, on_event).reference
+        return _pull_logged(settings, ref.with_default_tag(), plat, on_event).reference
     if ref.tag or ref.digest:
         raise ClientError("tag can't be used with --all-tags/-a")
     _pull_all_tags(settings, ref, plat, on_event)
@@ -77,7 +77,7 @@ def _pull_all_tags(settings: Settings, repo_ref: Reference, platform: Platform |
     """docker's pull of a whole repository: each tag in the registry's order with its own progress
     and ``Digest:`` lines; in place of each tag's ``Status:`` line, one for the repository at the
     end (``Downloaded newer image`` when any tag now names a different image than before)."""
-    from katadocker.image.pull import PullEvent, pull
+    from katadocker.image.pull import PullEvent
     from katadocker.image.registry import open_repository
 
     with open_repository(settings, repo_ref) as repo:
@@ -91,9 +91,19 @@ def _pull_all_tags(settings: Settings, repo_ref: Reference, platform: Platform |
     for tag in tags:
         tag_ref = replace(repo_ref, tag=tag)
         before = _image_id(settings, tag_ref)
-        newer |= pull(settings, tag_ref, platform, without_status).image_id != before
+        newer |= _pull_logged(settings, tag_ref, platform, without_status).image_id != before
     news = "Downloaded newer image for" if newer else "Image is up to date for"
     on_event(PullEvent(None, f"Status: {news} {repo_ref.familiar}"))
+
+
+def _pull_logged(settings: Settings, ref: Reference, platform: Platform | None,
+                 on_event: Callable[[Any], None]) -> Any:
+    """image.pull.pull, then docker's ``pull`` event (ID ``busybox:latest``, name ``busybox``)."""
+    from katadocker.image.pull import pull
+
+    result = pull(settings, ref, platform, on_event)
+    events.image(settings.state, "pull", ref.familiar, ref.familiar_name)
+    return result
 
 
 def _image_id(settings: Settings, ref: Reference) -> str | None:
@@ -373,6 +383,7 @@ def _delete_record(settings: Settings, store: ImageStore,
     items = [DeleteItem(untagged=r.familiar) for r in _refs(record)]
     sizes = {d: store.layers.info(d).size for d in record.layers if store.layers.has(d)}
     store.remove(record.id)
+    events.image(store.state, "delete", record.id, record.id)
     items.append(DeleteItem(deleted=record.id))
     removed = set(store.gc().layers)
     pairs = zip(record.layers, _chain_ids(record.layers), strict=True)
@@ -384,6 +395,7 @@ def _delete_record(settings: Settings, store: ImageStore,
 def _untag(store: ImageStore, record: ImageRecord, ref: Reference) -> tuple[list[DeleteItem], ImageRecord]:
     """Remove `ref`; if it was the repository's last tag, its digest refs go too (as docker)."""
     store.untag(ref)
+    events.image(store.state, "untag", record.id, record.id)
     items = [DeleteItem(untagged=ref.familiar)]
     record = store.get(record.id)
     remaining = _refs(record)
@@ -391,6 +403,7 @@ def _untag(store: ImageStore, record: ImageRecord, ref: Reference) -> tuple[list
         for r in remaining:
             if r.digest and r.name == ref.name:
                 store.untag(r)
+                events.image(store.state, "untag", record.id, record.id)
                 items.append(DeleteItem(untagged=r.familiar))
         record = store.get(record.id)
     return items, record
@@ -417,6 +430,7 @@ def _remove_by_id(settings: Settings, store: ImageStore, record: ImageRecord,
         _check_conflicts(settings, record, soft=not force, references=False)
         for ref in _refs(record):
             store.untag(ref)
+            events.image(store.state, "untag", record.id, record.id)
             items.append(DeleteItem(untagged=ref.familiar))
         record = store.get(record.id)
     _check_conflicts(settings, record, soft=not force, references=True)
@@ -447,6 +461,7 @@ def tag_image(settings: Settings, source: str, target: str) -> None:
     if ref.digest:
         raise InvalidArgument("refusing to create a tag with a digest reference")
     store.tag(record.id, ref.with_default_tag())
+    events.image(settings.state, "tag", record.id, ref.with_default_tag().familiar)
 
 
 def prune_images(settings: Settings, all: bool = False,

@@ -242,7 +242,7 @@ struct spec {
     uint32_t uid, gid;
     gid_t *groups;
     size_t ngroups;
-    bool tty, stdin_open;
+    bool tty, stdin_open, readonly_root;
     uint16_t rows, cols;
     struct mount_spec *mounts;
     size_t nmounts;
@@ -351,6 +351,7 @@ static int parse_field(struct spec *s, uint16_t tag, const uint8_t *v, uint32_t 
         return 0;
     case KD_SPEC_TTY: s->tty = len == 1 && v[0]; return 0;
     case KD_SPEC_STDIN: s->stdin_open = len == 1 && v[0]; return 0;
+    case KD_SPEC_READONLY_ROOT: s->readonly_root = len == 1 && v[0]; return 0;
     case KD_SPEC_WINSIZE:
         if (len != 4)
             return -1;
@@ -647,6 +648,93 @@ static void setup_network(const struct spec *s)
 }
 
 /*
+ * Splits MOUNT options (see protocol.h) into mount(2) flags and the filesystem's data, which is
+ * written to `data` (size `cap`).  Flag words as mount(8) knows them; the rest passes through.
+ */
+static unsigned long mount_flags(const char *options, char *data, size_t cap)
+{
+    static const struct { const char *word; unsigned long set, clear; } words[] = {
+        {"ro", MS_RDONLY, 0}, {"rw", 0, MS_RDONLY}, {"nosuid", MS_NOSUID, 0}, {"suid", 0, MS_NOSUID},
+        {"nodev", MS_NODEV, 0}, {"dev", 0, MS_NODEV}, {"noexec", MS_NOEXEC, 0}, {"exec", 0, MS_NOEXEC},
+        {"sync", MS_SYNCHRONOUS, 0}, {"async", 0, MS_SYNCHRONOUS}, {"noatime", MS_NOATIME, 0},
+        {"atime", 0, MS_NOATIME}, {"nodiratime", MS_NODIRATIME, 0}, {"relatime", MS_RELATIME, 0},
+        {"strictatime", MS_STRICTATIME, 0}, {"dirsync", MS_DIRSYNC, 0},
+    };
+    unsigned long flags = 0;
+    size_t used = 0;
+    char *copy = strdup(options), *save = NULL;
+    data[0] = '\0';
+    for (char *w = strtok_r(copy, ",", &save); w; w = strtok_r(NULL, ",", &save)) {
+        size_t k = 0;
+        while (k < sizeof words / sizeof *words && strcmp(words[k].word, w) != 0)
+            k++;
+        if (k < sizeof words / sizeof *words) {
+            flags = (flags | words[k].set) & ~words[k].clear;
+        } else if (used + strlen(w) + 2 <= cap) {
+            used += (size_t)snprintf(data + used, cap - used, "%s%s", used ? "," : "", w);
+        }
+    }
+    free(copy);
+    return flags;
+}
+
+/*
+ * Bind-mounts the single file of a KD_MOUNT_FILE share onto `m->target` (created as an empty file).
+ * The share is mounted first on a staging directory of the initramfs, which the container never
+ * sees (its root replaces the initramfs root and is chroot'ed).
+ */
+static int mount_file(const struct mount_spec *m, size_t index, unsigned long flags, const char *data)
+{
+    char stage[64], file[96];
+    snprintf(stage, sizeof stage, "/stage/m%zu", index);
+    mkdir("/stage", 0700);
+    mkdir(stage, 0700);
+    if (mount(m->source, stage, "virtiofs", flags, data[0] ? data : NULL) < 0)
+        return -1;
+    snprintf(file, sizeof file, "%s/" KD_MOUNT_FILE_NAME, stage);
+    const char *slash = strrchr(m->target, '/');
+    char *parent = xstrndup((const uint8_t *)m->target, (size_t)(slash - m->target));
+    int dir = open_dir_in_root(parent[0] ? parent : "/");
+    free(parent);
+    /* O_NOFOLLOW: never bind through a symlink the image put at the target */
+    int target = dir < 0 ? -1 : openat(dir, slash + 1, O_RDONLY | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
+    /* the staging mount's flags (read-only included) hold for the bind too: one superblock */
+    int r = target < 0 ? -1 : mount_at_fd(file, target, NULL, MS_BIND, NULL);
+    int saved = errno;
+    if (target >= 0)
+        close(target);
+    if (dir >= 0)
+        close(dir);
+    errno = saved;
+    return r;
+}
+
+/* One MOUNT of the spec: a tmpfs, a virtio-fs directory share, or a single file from a share. */
+static int setup_mount(const struct mount_spec *m, size_t index)
+{
+    char data[256];
+    unsigned long flags = mount_flags(m->options, data, sizeof data);
+    if (m->flags & KD_MOUNT_READONLY)
+        flags |= MS_RDONLY;
+    if (m->flags & KD_MOUNT_FILE)
+        return mount_file(m, index, flags, data);
+    bool tmpfs = strcmp(m->source, "tmpfs") == 0;
+    return mount_in_root(m->source, m->target, tmpfs ? "tmpfs" : "virtiofs", flags, data[0] ? data : NULL);
+}
+
+/*
+ * --read-only: the root's mount becomes read-only (its submounts keep their own flags, as in docker)
+ * and so does the tmpfs holding /etc/{hostname,hosts,resolv.conf}, which docker also mounts read-only
+ * then.  Done last, so that mount points and /etc files could still be created during setup.
+ */
+static int make_root_readonly(void)
+{
+    if (mount(NULL, NEWROOT, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY, NULL) < 0)
+        return -1;
+    return mount(NULL, ETCFILES, NULL, MS_REMOUNT | MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
+}
+
+/*
  * Prepares the container root for START and moves the agent into it: virtio-fs at NEWROOT, sysfs,
  * /dev, the volume mounts, /etc/{hostname,hosts,resolv.conf}, network and hostname; then NEWROOT
  * becomes "/" (the initramfs cannot be pivot_root'ed away, so: MS_MOVE + chroot, as switch_root
@@ -669,12 +757,9 @@ static const char *setup_root(const struct spec *s)
     if (proc_dir >= 0)
         close(proc_dir);
     for (size_t i = 0; i < s->nmounts; i++) {
-        const struct mount_spec *m = &s->mounts[i];
-        bool tmpfs = strcmp(m->source, "tmpfs") == 0;
-        unsigned long flags = m->flags & KD_MOUNT_READONLY ? MS_RDONLY : 0;
-        if (mount_in_root(m->source, m->target, tmpfs ? "tmpfs" : "virtiofs", flags,
-                          m->options[0] ? m->options : NULL) < 0) {
-            snprintf(err, sizeof err, "mount %s on %s: %s", m->source, m->target, strerror(errno));
+        if (setup_mount(&s->mounts[i], i) < 0) {
+            snprintf(err, sizeof err, "mount %s on %s: %s", s->mounts[i].source, s->mounts[i].target,
+                     strerror(errno));
             return err;
         }
     }
@@ -688,6 +773,10 @@ static const char *setup_root(const struct spec *s)
         bind_etc_file("hosts", s->hosts);
     if (s->resolv)
         bind_etc_file("resolv.conf", s->resolv);
+    if (s->readonly_root && make_root_readonly() < 0) {
+        snprintf(err, sizeof err, "make the root read-only: %s", strerror(errno));
+        return err;
+    }
     setup_network(s);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         logmsg("sethostname: %s", strerror(errno));

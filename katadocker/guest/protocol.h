@@ -68,7 +68,14 @@
 #define KD_SPEC_ROOTFS 13  /* string: virtio-fs tag of the container root */
 #define KD_SPEC_MOUNT 14   /* u8 flags (KD_MOUNT_*), then u16-length-prefixed source, target, options */
 #define KD_SPEC_NET 15     /* u8[4] address, u8 prefix, u8[4] gateway (0.0.0.0: none), u32 mtu, ifname */
+#define KD_SPEC_READONLY_ROOT 16 /* u8 1: the root (and /etc/{hostname,hosts,resolv.conf}) read-only after setup */
 
 #define KD_MOUNT_READONLY 1 /* flag of KD_SPEC_MOUNT; source "tmpfs" means a tmpfs, else a virtio-fs tag */
+/* flag of KD_SPEC_MOUNT: the tag's share holds one entry, KD_MOUNT_FILE_NAME, bind-mounted onto target
+ * (a file); virtio-fs shares directories, so the host shares a directory with just that file in it */
+#define KD_MOUNT_FILE 2
+#define KD_MOUNT_FILE_NAME "file"
+/* MOUNT options: comma-separated; the mount(8) flag words (ro, nosuid, nodev, noexec, …) become mount
+ * flags, everything else (size=, mode=, …) is passed to the filesystem as data */
 
 #endif

@@ -6,8 +6,8 @@ A network is a record ``<state>/networks/<name>.json`` in the shape of docker's 
 - the namespace ``kd-<id[:12]>`` holding the bridge ``br0`` (gateway address) and the containers' TAPs;
 - unless ``--internal``: the veth ``kd<id[:10]>`` on the host, peered with ``uplink`` in the namespace
   over the transfer /30 at the end of the subnet (see `ipam`), a host route to the subnet through it,
-  and the outbound MASQUERADE of `nat` (when nft or iptables exists; otherwise none, and the record's
-  ``Options`` say so).
+  the outbound MASQUERADE of `nat` (when nft or iptables exists; otherwise none, and the record's
+  ``Options`` say so), and inside the namespace the `isolation` rule that keeps other networks out.
 
 Host objects are (re)built from the record whenever a container attaches, so a reboot (which empties
 ``/run/netns``) needs no repair step. `remove` deletes them all. Every mutation holds the lock
@@ -31,10 +31,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from katadocker.config import Settings
+from katadocker.engine import events
 from katadocker.errors import Conflict, InvalidArgument, NetworkError, NoSuchNetwork
-from katadocker.network import ipam, nat, netns
+from katadocker.network import ipam, isolation, nat, netns
 from katadocker.state.atomic import read_json, write_json
 from katadocker.state.lock import locked
+from katadocker.state.paths import StateRoot
 
 DEFAULT_NETWORK = "bridge"
 DEFAULT_MTU = 1500
@@ -193,6 +195,7 @@ def create(settings: Settings, name: str, subnet: str | None = None, gateway: st
             _teardown(record)
             raise
         _save(settings, record)
+        events.network(settings.state, "create", record)
         return record
 
 
@@ -224,6 +227,8 @@ def _realize(record: dict, host_forwarding: bool = True) -> None:
         return
     ns_side, host_side = ipam.transfer_link(net, gw)
     netns.add_uplink(ns, priv["HostLink"], host_side, ns_side, net, mtu, host_forwarding)
+    if isolation.available():
+        isolation.install(ns)
     if priv["Nat"]:
         nat.add(priv["Nat"], ns, str(net), priv["HostLink"])
 
@@ -267,6 +272,7 @@ def remove(settings: Settings, ref: str) -> str:
                            "has active endpoints")
         _teardown(record)
         _path(settings, name).unlink(missing_ok=True)
+        events.network(settings.state, "destroy", record)
         return name
 
 
@@ -312,7 +318,7 @@ def _mac_for(ip: ipaddress.IPv4Address) -> str:
     return "02:42:" + ":".join(f"{b:02x}" for b in ip.packed)
 
 
-def _check_mac(mac: str) -> str:
+def check_mac(mac: str) -> str:
     if not re.fullmatch(r"([0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}", mac):
         raise InvalidArgument(f"invalid MAC address: {mac}")
     return mac.lower()
@@ -356,6 +362,7 @@ def attach(settings: Settings, network_name: str, container_id: str, container_n
         priv = _private(record)
         net, gw = _subnet(record), _gateway(record)
         existing = record["Containers"].get(container_id)
+        connecting = existing is None
         if existing is None:
             for cid, ep in record["Containers"].items():
                 if ep["Name"] == container_name:
@@ -364,7 +371,7 @@ def attach(settings: Settings, network_name: str, container_id: str, container_n
             used = [ipaddress.IPv4Interface(ep["IPv4Address"]).ip for ep in record["Containers"].values()]
             addr = ipam.allocate(net, gw, used, ip)
             existing = {"Name": container_name, "EndpointID": secrets.token_hex(32),
-                        "MacAddress": _check_mac(mac) if mac else _mac_for(addr),
+                        "MacAddress": check_mac(mac) if mac else _mac_for(addr),
                         "IPv4Address": f"{addr}/{net.prefixlen}", "IPv6Address": ""}
             record["Containers"][container_id] = existing
             priv["Endpoints"][container_id] = {"Aliases": list(aliases), "Tap": f"tap{container_id[:11]}"}
@@ -372,6 +379,8 @@ def attach(settings: Settings, network_name: str, container_id: str, container_n
         _realize(record, _ip_forward(settings))
         netns.add_tap(priv["Netns"], endpoint["Tap"], priv["Mtu"])
         _save(settings, record)
+        if connecting:
+            events.network(settings.state, "connect", record, container_id)
         dns = [str(gw)] + ([] if record["Internal"] else host_nameservers())
         return Attachment(
             network=record["Name"], network_id=record["Id"], endpoint_id=existing["EndpointID"],
@@ -399,6 +408,26 @@ def detach(settings: Settings, network_name: str, container_id: str) -> None:
         if tap:
             netns.remove_tap(_private(record)["Netns"], tap)
         _save(settings, record)
+        if tap:
+            events.network(settings.state, "disconnect", record, container_id)
+
+
+def release_lost(state: StateRoot, runtime_path: Path, container_id: str) -> None:
+    """Detach a container whose monitor died without detaching (``kill -9``): its TAP, address and
+    names go at once rather than at ``rm``. Reads the monitor's ``runtime.json``; marks it Detached."""
+    try:
+        runtime = read_json(runtime_path)
+    except (OSError, ValueError):
+        return
+    att = runtime.get("Attachment")
+    if not att or runtime.get("Detached"):
+        return
+    try:
+        detach(Settings(state=state, docker_config=Path("/nonexistent")), att["network"], container_id)
+    except (NetworkError, OSError):
+        return  # `rm` tries again (engine.containers.cleanup_after_crash)
+    runtime["Detached"] = True
+    write_json(runtime_path, runtime)
 
 
 def hosts_entries(settings: Settings, network_name: str) -> list[tuple[str, list[str]]]:

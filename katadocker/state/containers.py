@@ -347,6 +347,9 @@ def reconcile(store: ContainerStore, record: ContainerRecord) -> ContainerRecord
         kill_leftovers(record)
         exit_info = _read_optional_json(record.exit_path)  # it may have appeared meanwhile
     if exit_info is None:
+        from katadocker.network.networks import release_lost  # the dead monitor's TAP, address, names
+
+        release_lost(store.root, record.runtime_path, record.id)
         exit_info = {"ExitCode": LOST_MONITOR_EXIT_CODE, "FinishedAt": clock.format_ns(clock.now_ns()),
                      "Error": "container monitor exited unexpectedly"}
     started = _read_optional_json(record.started_path)

@@ -11,6 +11,7 @@
     <root>/volumes/<name>/             named volumes
     <root>/assets/                     guest kernel, initramfs, agent built for this host
     <root>/locks/                      lock files (one per object, see state.lock)
+    <root>/events.jsonl[.1]            the events journal, one JSON event per line (engine.events)
     <root>/tmp/                        scratch on the same filesystem, for atomic renames
 
 Every path is derived from the root here and nowhere else.
@@ -76,6 +77,10 @@ class StateRoot:
     @property
     def tmp(self) -> Path:
         return self.root / "tmp"
+
+    @property
+    def events(self) -> Path:
+        return self.root / "events.jsonl"
 
     def blob(self, digest: str) -> Path:
         """Path of the blob with the given ``sha256:<hex>`` digest."""

@@ -23,7 +23,7 @@ from katadocker.agent.build import agent_sources, compile_agent
 from katadocker.config import Settings
 from katadocker.state.lock import locked
 from katadocker.vm.accel import Accel, choose_accelerator
-from katadocker.vm.initramfs import GUEST_MODULES, build_initramfs, resolve_modules
+from katadocker.vm.initramfs import build_initramfs, resolve_modules
 from katadocker.vm.kernel import find_kernel
 
 #: Bump when the initramfs layout changes, so older cached archives are rebuilt.
@@ -82,7 +82,7 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
     with locked(settings.state.locks, "guest-assets"):
         agent = ensure_agent(assets_dir, progress)
         kernel = find_kernel(settings, progress)
-        modules = resolve_modules(kernel.modules_dir, GUEST_MODULES) if kernel.modules_dir else []
+        modules = resolve_modules(kernel.modules_dir) if kernel.modules_dir else []
         key = _digest([
             agent.name.encode(),
             str(kernel.vmlinuz).encode(),

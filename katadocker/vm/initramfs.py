@@ -28,10 +28,12 @@ from katadocker.errors import VMError
 
 #: Modules the agent needs when the kernel does not build them in (dependencies are added by
 #: `resolve_modules`): PCI transport + ring, the agent's virtio-serial port, the virtio-fs root,
-#: and the NIC.
-GUEST_MODULES: tuple[str, ...] = (
-    "virtio_pci", "virtio_console", "virtiofs", "virtio_net",
-)  # fmt: skip
+#: the NIC.
+GUEST_MODULES: tuple[str, ...] = ("virtio_pci", "virtio_console", "virtiofs", "virtio_net")
+#: Modules loaded when the kernel has them, and skipped otherwise: the balloon whose free page
+#: reporting returns freed guest RAM to the host (see vm/qemu.py; ~21 MiB less host memory per idle
+#: VM, bench/README.md). A kernel without it boots all the same.
+OPTIONAL_GUEST_MODULES: tuple[str, ...] = ("virtio_balloon",)
 
 _MODULE_SUFFIXES = (".ko", ".ko.xz", ".ko.zst", ".ko.gz")
 _DIRS = ("dev", "lib", "lib/modules", "proc", "sys", "tmp")
@@ -73,11 +75,13 @@ def _read_builtin(modules_dir: Path) -> set[str]:
         return set()
 
 
-def resolve_modules(modules_dir: Path, names: Iterable[str] = GUEST_MODULES) -> list[Path]:
-    """The module files to load for `names`, dependencies first, each once.
+def resolve_modules(modules_dir: Path, names: Iterable[str] = GUEST_MODULES,
+                    optional: Iterable[str] = OPTIONAL_GUEST_MODULES) -> list[Path]:
+    """The module files to load for `names` and for those of `optional` the kernel has,
+    dependencies first, each once.
 
-    Modules built into the kernel (listed in modules.builtin) are skipped. A name found in neither
-    modules.dep nor modules.builtin raises VMError: the kernel cannot provide it.
+    Modules built into the kernel (listed in modules.builtin) are skipped. A name of `names` found in
+    neither modules.dep nor modules.builtin raises VMError: the kernel cannot provide it.
     """
     table = _read_modules_dep(modules_dir)
     builtin = _read_builtin(modules_dir)
@@ -99,6 +103,9 @@ def resolve_modules(modules_dir: Path, names: Iterable[str] = GUEST_MODULES) -> 
 
     for name in names:
         visit(name.replace("-", "_"), ())
+    for name in optional:
+        if name.replace("-", "_") in table:
+            visit(name.replace("-", "_"), ())
     return ordered
 
 

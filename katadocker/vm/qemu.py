@@ -25,9 +25,13 @@ DEFAULT_MEMORY_MIB = 512
 #: Smallest guest RAM that boots the kernel, initramfs and a shell comfortably.
 MIN_MEMORY_MIB = 128
 #: TCG translation cache (MiB). QEMU 7.2 defaults to 1 GiB, which a long-lived guest fills with
-#: translations and keeps resident; booting the kernel and a small workload translates well under 64 MiB,
-#: and a full cache is simply flushed and refilled.
-TCG_TB_SIZE_MIB = 64
+#: translations and keeps resident; a full cache is simply flushed and refilled. Measured here
+#: (bench/memory.py --matrix, bench/README.md): booting to the container process translates ~46 MiB,
+#: so QEMU's anonymous memory is ~80 MiB per idle VM at 64 or at the default, 64 MiB at 32, 46 MiB at
+#: 16; boot time 16 vs 32 vs 64 showed no difference above this loaded machine's noise (+-0.5 s on
+#: ~3.5 s; 32 is the fallback if a quieter host shows one); an exec-heavy busybox loop grew it to
+#: ~100 MiB at 64 and ran within the noise (~5-10%) of 32/64 at 16.
+TCG_TB_SIZE_MIB = 16
 #: qboot: a minimal firmware that only loads the kernel (Debian: qemu-system-data). Measured here under
 #: TCG it reaches the guest agent ~0.15 s sooner than SeaBIOS; SeaBIOS (QEMU's default) when absent.
 QBOOT_PATHS = (Path("/usr/share/qemu/qboot.rom"), Path("/usr/share/qboot/bios.bin"))
@@ -155,6 +159,10 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         "-device", "virtio-serial-pci,id=vser0",
         "-chardev", f"socket,id=agent,path={spec.agent_socket},server=on,wait=off",
         "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT_NAME}",
+        # free page reporting: the guest (virtio_balloon module) hands free 2 MiB blocks back and QEMU
+        # punches them out of the memfd, so RAM the guest touched once (kernel decompression, the
+        # unpacked initramfs) stops costing the host: an idle busybox VM's guest RAM 113 -> 92 MiB
+        "-device", "virtio-balloon-pci,free-page-reporting=on",
     ]  # fmt: skip
     for i, share in enumerate(spec.shares):
         argv += [

@@ -157,3 +157,12 @@ def test_write_cpio_header_fields() -> None:
     assert data[110:116] == b"hello\0"
     assert data[116:118] == b"hi"  # 110 + 6 is already 4-aligned
     assert b"TRAILER!!!\0" in data
+
+
+def test_optional_modules_are_loaded_when_present_and_skipped_otherwise(tmp_path: Path) -> None:
+    (tmp_path / "modules.dep").write_text(
+        "kernel/a.ko:\nkernel/balloon.ko: kernel/a.ko\n")
+    (tmp_path / "modules.builtin").write_text("")
+    assert resolve_modules(tmp_path, ["a"], optional=["balloon"]) == [
+        tmp_path / "kernel/a.ko", tmp_path / "kernel/balloon.ko"]
+    assert resolve_modules(tmp_path, ["a"], optional=["absent"]) == [tmp_path / "kernel/a.ko"]

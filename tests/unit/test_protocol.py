@@ -54,6 +54,8 @@ def test_scalars_match_the_header() -> None:
     assert h["KD_DATA_CHUNK"] == protocol.DATA_CHUNK
     assert h["KD_PORT_NAME"] == protocol.PORT_NAME
     assert h["KD_MOUNT_READONLY"] == protocol.MOUNT_READONLY
+    assert h["KD_MOUNT_FILE"] == protocol.MOUNT_FILE
+    assert h["KD_MOUNT_FILE_NAME"] == protocol.MOUNT_FILE_NAME
 
 
 def test_frame_layout() -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from katadocker.errors import InvalidArgument, VMError
 from katadocker.vm.accel import choose_accelerator
-from katadocker.vm.qemu import KERNEL_CMDLINE, NetSpec, Share, VMSpec, qemu_command
+from katadocker.vm.qemu import KERNEL_CMDLINE, TCG_TB_SIZE_MIB, NetSpec, Share, VMSpec, qemu_command
 
 
 def spec(**kw: object) -> VMSpec:
@@ -32,7 +32,7 @@ def test_basic_tcg_command() -> None:
     for flag in ("-nodefaults", "-no-user-config", "-nographic", "-no-reboot"):
         assert flag in argv
     assert value(argv, "-machine")[0].startswith("q35,memory-backend=mem")
-    assert value(argv, "-accel") == ["tcg,thread=single,tb-size=64"]
+    assert value(argv, "-accel") == [f"tcg,thread=single,tb-size={TCG_TB_SIZE_MIB}"]
     assert value(argv, "-m") == ["256M"]
     assert "memory-backend-memfd,id=mem,size=256M,share=on" in value(argv, "-object")
     assert value(argv, "-kernel") == ["/k/vmlinuz"]
@@ -71,7 +71,8 @@ def test_network_and_cpus_and_kvm() -> None:
     assert value(argv, "-accel") == ["kvm"] and value(argv, "-cpu") == ["host"]
     assert value(argv, "-bios") == ["/fw/qboot.rom"]
     assert value(argv, "-append")[0].endswith(" katadocker.debug=1")
-    assert value(qemu_command(spec(cpus=2), qemu="qemu"), "-accel") == ["tcg,thread=multi,tb-size=64"]
+    multi = qemu_command(spec(cpus=2), qemu="qemu")
+    assert value(multi, "-accel") == [f"tcg,thread=multi,tb-size={TCG_TB_SIZE_MIB}"]
 
 
 def test_rejects_too_little_memory_and_unknown_accel() -> None:

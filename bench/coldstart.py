@@ -1,0 +1,355 @@
+"""Cold start: `katadocker run --rm busybox true` (image already pulled, guest assets already built)
+against the floor it sits on, a bare QEMU boot of the SAME kernel with the same QEMU flags into an
+initramfs whose /init powers off at once; and against `podman run --rm busybox true` (runc) where
+podman is installed. Each pair runs alternately in one invocation; medians and ratios are printed
+(issue 3's goal: katadocker/bare QEMU under 1.3).
+
+    .venv/bin/python -m bench.coldstart [--rounds N] [--no-podman] [--no-breakdown]
+
+Set-up (not timed): a registry on loopback with the busybox test image, pulled into a fresh state
+root; one warm-up run builds the guest assets; podman gets the same image through `katadocker save`
++ `podman load` into a private podman storage (the host's podman storage is left alone). The bare
+init is a four-line static C program compiled here; its initramfs is written by vm/initramfs.py.
+
+The bare boot has the flags `qemu_command` gives a VM with no shares and no NIC (the same machine,
+accelerator, CPU, firmware, RAM backend, kernel command line, console, QMP and virtio-serial); a
+container VM adds only its vhost-user-fs device and virtio-net.
+
+Then a breakdown of where a run's time goes (`--no-breakdown` skips it), median of `--rounds`:
+  - the CLI side, from the mtimes of the files a `create` + `start -a` run leaves in the container
+    directory: CLI start -> monitor running (monitor.pid) -> QEMU spawned (QEMU's stderr log is
+    created just before exec) -> process started (`started`) -> exit file -> CLI returned;
+  - the VM side, from this process driving the VM layer directly (vm/, agent/) over a busybox root:
+    virtiofsd up -> QEMU answering QMP -> agent HELLO -> process started -> process exited -> QEMU
+    exited after the agent's SHUTDOWN.
+
+Numbers from this machine are TCG emulation on a 2-core host that other work also loads: compare
+ratios from one invocation, not absolute times across invocations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import shutil
+import signal
+import stat
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.timing import compare, time_command
+
+#: Every wait on a VM or a CLI call is bounded (a TCG guest on two busy cores can hang for minutes).
+RUN_TIMEOUT = 180.0
+
+#: PID 1 of the bare baseline: power off at once (ACPI, as the agent does at the end of a run).
+BARE_INIT_C = """\
+#include <sys/reboot.h>
+#include <unistd.h>
+int main(void) { reboot(RB_POWER_OFF); for (;;) pause(); }
+"""
+
+#: PATH for processes started directly through the agent (docker's default).
+GUEST_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+# ---- set-up ---------------------------------------------------------------------------------------
+
+@dataclass
+class Bench:
+    """A state root with the busybox image pulled and the guest assets built."""
+
+    work: Path
+    root: Path
+    image: str = "busybox:latest"
+    podman: list[str] | None = None  # podman argv prefix with a private storage, when installed
+    env: dict[str, str] = field(default_factory=dict)
+
+    def katadocker(self, *args: str) -> list[str]:
+        return [sys.executable, "-m", "katadocker", "--root", str(self.root), *args]
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """A katadocker command with its output captured (bounded by RUN_TIMEOUT)."""
+        return subprocess.run(self.katadocker(*args), env=self.env, capture_output=True, text=True,
+                              check=check, timeout=RUN_TIMEOUT)
+
+    def settings(self):  # noqa: ANN201 - katadocker.config.Settings, imported lazily
+        from katadocker.config import load_settings
+
+        return load_settings(str(self.root))
+
+    def assets(self):  # noqa: ANN201 - katadocker.vm.assets.GuestAssets
+        from katadocker.vm.assets import ensure_assets
+
+        return ensure_assets(self.settings())
+
+
+@contextlib.contextmanager
+def bench_root(prefix: str, podman: bool = True) -> Iterator[Bench]:
+    """A fresh state root holding the busybox test image and built guest assets (and the image in a
+    private podman storage when `podman` and podman is installed); everything is removed on exit."""
+    from tests.support import images
+    from tests.support.registry import start_registry
+
+    # a `timeout`/SIGTERM unwinds like Ctrl-C, so every VM and container below is cleaned up
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
+    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
+        work = Path(tmp)
+        bench = Bench(work, work / "root", env={**os.environ, "KATADOCKER_CONFIG": "/nonexistent"})
+        registry = start_registry(work / "registry")
+        try:
+            images.busybox_layout(work / "layout")
+            ref = f"{registry.host}/library/busybox:latest"
+            images.push(work / "layout", ref)
+            bench.run("pull", "-q", ref)
+        finally:
+            registry.stop()
+        bench.run("tag", ref, bench.image)
+        print("building guest assets (once) ...", file=sys.stderr, flush=True)
+        bench.run("run", "--rm", bench.image, "true")  # builds assets, warms the page cache
+        if podman and shutil.which("podman") and Path("/usr/sbin/runc").exists():
+            bench.podman = ["podman", "--root", str(work / "podman/root"), "--runroot",
+                            str(work / "podman/run"), "--runtime", "/usr/sbin/runc",
+                            "--cgroup-manager", "cgroupfs"]
+            bench.run("save", "-o", str(work / "busybox.tar"), bench.image)
+            subprocess.run([*bench.podman, "load", "-q", "-i", str(work / "busybox.tar")], check=True,
+                           capture_output=True, timeout=RUN_TIMEOUT)
+        try:
+            yield bench
+        finally:
+            cleanup(bench)
+
+
+def cleanup(bench: Bench) -> None:
+    """Remove every katadocker container (and podman container) left in the bench's roots, and
+    unmount anything still mounted under the work dir, so the temp dir can be deleted."""
+    ids = bench.run("ps", "-aq", "--no-trunc", check=False).stdout.split()
+    if ids:
+        bench.run("rm", "-f", *ids, check=False)
+    if bench.podman:
+        subprocess.run([*bench.podman, "rm", "-af"], capture_output=True, timeout=RUN_TIMEOUT)
+        subprocess.run([*bench.podman, "system", "reset", "-f"], capture_output=True, timeout=RUN_TIMEOUT)
+    for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
+        target = line.split()[1].replace("\\040", " ")
+        if target.startswith(str(bench.work) + "/"):
+            subprocess.run(["umount", "-l", target], capture_output=True)
+
+
+def bare_initramfs(directory: Path) -> Path:
+    """Compile the power-off init (static, with the system C compiler) and write an initramfs
+    holding only it and /dev/console; returns the archive's path."""
+    from katadocker.vm.initramfs import CpioEntry, write_cpio
+
+    source, binary = directory / "init.c", directory / "init"
+    source.write_text(BARE_INIT_C)
+    subprocess.run([os.environ.get("CC", "cc"), "-static", "-Os", "-s", "-o", str(binary), str(source)],
+                   check=True, timeout=120)
+    out = directory / "bare.cpio"
+    with out.open("wb") as f:
+        write_cpio(f, [
+            CpioEntry("dev", stat.S_IFDIR | 0o755),
+            CpioEntry("dev/console", stat.S_IFCHR | 0o600, rdev=(5, 1)),
+            CpioEntry("init", stat.S_IFREG | 0o755, binary.read_bytes()),
+        ])
+    return out
+
+
+def bare_qemu_argv(assets, initramfs: Path, directory: Path, **spec_fields) -> list[str]:  # noqa: ANN001
+    """QEMU's argv for the bare boot: `qemu_command` of a VM with no shares and no NIC."""
+    from katadocker.vm.qemu import VMSpec, qemu_command
+
+    spec = VMSpec(kernel=assets.kernel, initramfs=initramfs, accel=assets.accel.name,
+                  agent_socket=directory / "agent.sock", console_log=directory / "console.log",
+                  qmp_socket=directory / "qmp.sock", name="katadocker-bench-bare", **spec_fields)
+    return qemu_command(spec)
+
+
+# ---- the VM layer driven directly ---------------------------------------------------------------
+
+#: Phase names of `AgentVM.marks`, in order.
+VM_PHASES = ("virtiofsd up", "QEMU answering QMP", "agent HELLO", "process started")
+
+
+class AgentVM:
+    """One VM of the real agent over a plain busybox root, driven through vm/ and agent/ the way the
+    monitor drives it (no network, no overlay): for timing phases and measuring memory.
+
+    `edit_argv` rewrites QEMU's argv (variants of flags); `initramfs` replaces the assets' one.
+    `marks` holds (phase, monotonic time) from `start`; `stop` adds the shutdown's.
+    """
+
+    def __init__(self, assets, rootfs: Path, directory: Path, *,  # noqa: ANN001
+                 initramfs: Path | None = None, memory_mib: int | None = None,
+                 edit_argv: Callable[[list[str]], list[str]] | None = None) -> None:
+        from katadocker.vm.machine import VirtualMachine
+        from katadocker.vm.qemu import ROOTFS_TAG, Share, VMSpec
+        from katadocker.vm.virtiofsd import Virtiofsd
+
+        directory.mkdir(parents=True, exist_ok=True)
+        self.fs = Virtiofsd(rootfs, directory / "fs.sock", directory / "virtiofsd.log")
+        extra = {"memory_mib": memory_mib} if memory_mib else {}
+        spec = VMSpec(kernel=assets.kernel, initramfs=initramfs or assets.initramfs, accel=assets.accel.name,
+                      agent_socket=directory / "agent.sock", console_log=directory / "console.log",
+                      qmp_socket=directory / "qmp.sock", shares=(Share(ROOTFS_TAG, directory / "fs.sock"),),
+                      name="katadocker-bench", **extra)
+        self.vm = VirtualMachine(spec)
+        if edit_argv:
+            self.vm.argv = edit_argv(self.vm.argv)
+        self.agent = None
+        self.proc = None
+        self.marks: list[tuple[str, float]] = []
+
+    def start(self, args: Sequence[str]) -> None:
+        """Start virtiofsd, QEMU, wait for the agent and start `args` as the container process."""
+        from katadocker.agent.client import AgentClient
+        from katadocker.agent.protocol import ProcessSpec
+
+        self.marks = [("begin", time.monotonic())]
+        self.fs.start()
+        self.marks.append(("virtiofsd up", time.monotonic()))
+        self.vm.start(timeout=RUN_TIMEOUT)
+        self.marks.append(("QEMU answering QMP", time.monotonic()))
+        self.agent = AgentClient.connect(str(self.vm.spec.agent_socket), 30)
+        self.agent.wait_hello(RUN_TIMEOUT)
+        self.marks.append(("agent HELLO", time.monotonic()))
+        self.proc = self.agent.start(ProcessSpec(args=list(args), env=[GUEST_PATH, "HOSTNAME=bench"],
+                                                 hostname="bench"), timeout=RUN_TIMEOUT)
+        self.marks.append(("process started", time.monotonic()))
+
+    def wait_exit(self) -> int:
+        """Wait for the container process to exit; its exit code."""
+        code = self.proc.collect(RUN_TIMEOUT).exit.code
+        self.marks.append(("process exited", time.monotonic()))
+        return code
+
+    def stop(self) -> None:
+        """Ask the agent to power off, wait for QEMU (killing it if it does not stop), stop virtiofsd."""
+        try:
+            if self.agent is not None:
+                with contextlib.suppress(Exception):
+                    self.agent.shutdown()
+            if self.vm.proc is not None:
+                try:
+                    self.vm.wait(60)
+                    self.marks.append(("QEMU exited", time.monotonic()))
+                finally:
+                    self.vm.kill()
+        finally:
+            if self.agent is not None:
+                self.agent.close()
+            self.fs.stop()
+
+    def phases(self) -> dict[str, float]:
+        """Seconds spent reaching each mark from the one before it."""
+        return {name: t - prev for (_, prev), (name, t) in zip(self.marks, self.marks[1:], strict=False)}
+
+
+def busybox_root(directory: Path) -> Path:
+    """A writable busybox root (the test image's tree) for `AgentVM`."""
+    from tests.support.images import busybox_rootfs
+
+    return busybox_rootfs(directory)
+
+
+# ---- the breakdown ------------------------------------------------------------------------------
+
+#: Files a `start -a` leaves in the container dir, in order, with the phase that ends at each.
+CLI_PHASES = (
+    ("monitor.pid", "CLI start -> monitor running"),
+    ("console.log.qemu", "monitor: mount, assets, network, virtiofsd -> QEMU spawned"),
+    ("started", "guest boot + agent HELLO + START -> process started"),
+    ("exit", "process + teardown (power off, virtiofsd, unmount, network) -> exit file"),
+)
+
+
+def cli_phases(bench: Bench) -> dict[str, float]:
+    """One `create` (untimed) + `start -a` of `true`: seconds per CLI_PHASES entry and the tail."""
+    cid = bench.run("create", bench.image, "true").stdout.strip()
+    try:
+        begin = time.time()
+        subprocess.run(bench.katadocker("start", "-a", cid), env=bench.env, check=True, timeout=RUN_TIMEOUT,
+                       stdout=subprocess.DEVNULL)
+        end = time.time()
+        directory = next((bench.root / "containers").glob(cid + "*"))
+        out, prev = {}, begin
+        for name, phase in CLI_PHASES:
+            t = (directory / name).stat().st_mtime
+            out[phase] = t - prev
+            prev = t
+        out["exit file -> CLI returned"] = end - prev
+        return out
+    finally:
+        bench.run("rm", "-f", cid, check=False)
+
+
+def vm_phases(bench: Bench, work: Path) -> dict[str, float]:
+    """One `true` through `AgentVM`: seconds per phase."""
+    assets = bench.assets()
+    root = busybox_root(work / "rootfs")
+    vm = AgentVM(assets, root, work / "vm")
+    try:
+        vm.start(["true"])
+        vm.wait_exit()
+    finally:
+        vm.stop()
+        shutil.rmtree(work / "rootfs", ignore_errors=True)
+    return vm.phases()
+
+
+def print_medians(title: str, samples: list[dict[str, float]]) -> None:
+    print(title)
+    for key in samples[0]:
+        values = [s[key] for s in samples if key in s]
+        print(f"  {key:<72} {statistics.median(values) * 1000:6.0f} ms")
+    total = statistics.median(sum(s.values()) for s in samples)
+    print(f"  {'total':<72} {total * 1000:6.0f} ms")
+
+
+# ---- main ---------------------------------------------------------------------------------------
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--no-podman", action="store_true")
+    parser.add_argument("--no-breakdown", action="store_true")
+    opts = parser.parse_args()
+    with bench_root("kd-bench-coldstart-", podman=not opts.no_podman) as bench:
+        assets = bench.assets()
+        bare_dir = bench.work / "bare"
+        bare_dir.mkdir()
+        bare = bare_qemu_argv(assets, bare_initramfs(bare_dir), bare_dir)
+        print(f"kernel {assets.kernel_version} ({assets.kernel_source}), accelerator {assets.accel.name}")
+
+        def katadocker() -> float:
+            return time_command(bench.katadocker("run", "--rm", bench.image, "true"), env=bench.env,
+                                timeout=RUN_TIMEOUT)
+
+        def bare_qemu() -> float:
+            return time_command(bare, timeout=RUN_TIMEOUT)
+
+        ratio = compare("cold start (run --rm busybox true)", katadocker, bare_qemu, opts.rounds,
+                        "bare QEMU boot")
+        print(f"  goal: under 1.3 -> {'met' if ratio < 1.3 else 'NOT met'}")
+        if bench.podman:
+            podman = [*bench.podman, "run", "--rm", "--ulimit", "nofile=20000:20000",
+                      "--ulimit", "nproc=1000:1000", "docker.io/library/busybox:latest", "true"]
+            compare("cold start (run --rm busybox true)", katadocker,
+                    lambda: time_command(podman, timeout=RUN_TIMEOUT), opts.rounds, "podman+runc")
+        if not opts.no_breakdown:
+            rounds = max(1, min(opts.rounds, 5))
+            cli = [cli_phases(bench) for _ in range(rounds)]
+            print_medians(f"where `start -a` of `true` spends its time (median of {rounds}):", cli)
+            vm = [vm_phases(bench, bench.work / f"vm-{i}") for i in range(rounds)]
+            print_medians(f"the VM layer alone, driven directly (median of {rounds}):", vm)
+
+
+if __name__ == "__main__":
+    main()

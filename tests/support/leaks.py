@@ -1,0 +1,156 @@
+"""Leak checks for one katadocker state root: what a container or network no longer needs.
+
+`find_leaks(root)` lists, as readable strings:
+
+- TAPs in the namespaces of the root's networks whose container is not running, and endpoints
+  (addresses, DNS names) in network records whose container is not running;
+- monitor, QEMU and virtiofsd processes of the root whose container is gone or not running;
+- listening sockets (TCP listen, bound UDP) held by such stray processes;
+- namespaces and host veths of networks the root no longer has (pass the names seen earlier with
+  `network_objects`).
+
+Everything is read from /proc, /sys and the namespaces themselves; nothing is modified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from katadocker.network import netns
+from katadocker.state.containers import ContainerStore, reconcile
+from katadocker.state.paths import StateRoot
+
+HELPERS = ("katadocker.monitor", "qemu-system", "virtiofsd")
+
+
+def running_ids(root: Path) -> set[str]:
+    """IDs of the root's containers that are running (after reconciling with their monitors)."""
+    store = ContainerStore(StateRoot(root))
+    return {r.id for r in (reconcile(store, rec) for rec in store.all()) if r.running}
+
+
+def network_records(root: Path) -> list[dict]:
+    d = StateRoot(root).networks
+    return [json.loads(p.read_text()) for p in sorted(d.glob("*.json"))] if d.is_dir() else []
+
+
+def network_objects(root: Path) -> set[str]:
+    """``netns:<name>`` and ``link:<name>`` of every network the root has now."""
+    out = set()
+    for record in network_records(root):
+        priv = record["Katadocker"]
+        out.add(f"netns:{priv['Netns']}")
+        if priv["HostLink"]:
+            out.add(f"link:{priv['HostLink']}")
+    return out
+
+
+def _taps(ns: str) -> list[str]:
+    if not netns.exists(ns):
+        return []
+    return [name for name in netns.bridge_ports(ns) if name.startswith("tap")]
+
+
+def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
+    """(pid, helper kind, container id or '') of every helper process naming `root` on its command line."""
+    out = []
+    marker = str(root)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        text = " ".join(a.decode(errors="replace") for a in argv)
+        kind = next((h for h in HELPERS if h in text), None)
+        if kind is None or marker not in text:
+            continue
+        if kind == "katadocker.monitor":  # python -m katadocker.monitor ROOT ID [--attached]
+            args = text.split()
+            at = args.index(kind) + 2
+            cid = args[at] if at < len(args) else ""
+        else:  # paths under ROOT/containers/ID/ on the command line
+            tail = text.split(f"{marker}/containers/", 1)
+            cid = tail[1][:64] if len(tail) == 2 else ""
+        out.append((int(entry.name), kind, cid))
+    return out
+
+
+def _socket_inodes(pid: int) -> set[str]:
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[8:-1])
+    except OSError:
+        pass
+    return inodes
+
+
+def listening_inodes() -> dict[str, str]:
+    """Inode -> ``tcp:PORT``/``udp:PORT`` of the host namespace's listening TCP and bound UDP sockets."""
+    out = {}
+    for proto in ("tcp", "tcp6", "udp", "udp6"):
+        try:
+            lines = Path(f"/proc/net/{proto}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            state, inode = fields[3], fields[9]
+            if proto.startswith("tcp") and state != "0A":  # TCP_LISTEN
+                continue
+            out[inode] = f"{proto.rstrip('6')}:{int(fields[1].rsplit(':', 1)[1], 16)}"
+    return out
+
+
+def find_leaks(root: Path, seen_networks: set[str] = frozenset()) -> list[str]:
+    """Everything of `root` that no container or network needs any more (see the module doc)."""
+    root = Path(root)
+    live = running_ids(root)
+    leaks = []
+    records = network_records(root)
+    for record in records:
+        ns = record["Katadocker"]["Netns"]
+        for tap in _taps(ns):
+            if not any(cid.startswith(tap[3:]) for cid in live):
+                leaks.append(f"TAP {tap} in {ns} (network {record['Name']}) has no running container")
+        for cid, ep in record["Containers"].items():
+            if cid not in live:
+                leaks.append(f"endpoint {ep['Name']} ({ep['IPv4Address']}) on {record['Name']} "
+                             "belongs to no running container")
+    listeners = listening_inodes()
+    for pid, kind, cid in _helper_processes(root):
+        if cid in live:
+            continue
+        leaks.append(f"{kind} process {pid} of container {cid[:12] or '?'} that is not running")
+        leaks += [f"listener {listeners[i]} held by stray {kind} {pid}"
+                  for i in _socket_inodes(pid) if i in listeners]
+    for obj in sorted(set(seen_networks) - network_objects(root)):
+        kind, _, name = obj.partition(":")
+        present = netns.exists(name) if kind == "netns" else Path("/sys/class/net", name).exists()
+        if present:
+            leaks.append(f"{kind} {name} of a removed network is still there")
+    return leaks
+
+
+def wait_no_leaks(root: Path, seen_networks: set[str] = frozenset(), timeout: float = 45) -> list[str]:
+    """`find_leaks` polled until it finds nothing or `timeout` passes (helpers exit asynchronously:
+    a monitor finishing its teardown, QEMU powering off); the last findings."""
+    deadline = time.monotonic() + timeout
+    while (found := find_leaks(root, seen_networks)) and time.monotonic() < deadline:
+        time.sleep(1)
+    return found
+
+
+def port_listening(port: int, proto: str = "tcp") -> bool:
+    """Whether anything in the host namespace listens on `port` (TCP) or is bound to it (UDP)."""
+    return f"{proto}:{port}" in listening_inodes().values()
