@@ -7,14 +7,17 @@ and is called by every ``run``. What it builds lives under ``<state>/assets/``::
     initramfs-<key>.cpio  key = hash of (agent key, kernel path + version, module files, format)
     debian-kernel/...     a downloaded kernel (see vm/kernel.py)
 
-Each file is written aside and renamed into place; the whole step runs under the ``guest-assets``
-lock so that concurrent first runs build once. Stale agents and initramfs files are removed when a
-new one is built (QEMU reads the initramfs at startup, so running VMs do not need the old file).
+Each file is written aside and renamed into place; the whole step runs under a lock kept in the
+assets dir (``.build.lock``) so that concurrent first runs build once. Superseded agents and
+initramfs files are removed once unused for an hour (QEMU reads the initramfs at startup, so running
+VMs do not need the old file, but a process that was just handed it does).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,9 +55,16 @@ def _digest(parts: Iterable[bytes]) -> str:
     return h.hexdigest()[:16]
 
 
+#: A superseded agent or initramfs is deleted only once unused for this long: another process may
+#: have been handed it a moment ago and not yet started QEMU with it (ensure_assets touches the
+#: files it hands out).
+STALE_AFTER_SECONDS = 3600
+
+
 def _remove_stale(directory: Path, pattern: str, keep: Path) -> None:
+    cutoff = time.time() - STALE_AFTER_SECONDS
     for old in directory.glob(pattern):
-        if old != keep:
+        if old != keep and old.stat().st_mtime < cutoff:
             old.unlink(missing_ok=True)
 
 
@@ -66,7 +76,8 @@ def ensure_agent(assets_dir: Path, progress: Progress | None) -> Path:
         if progress:
             progress("Compiling the guest agent")
         compile_agent(agent)
-        _remove_stale(assets_dir, "agent-*", agent)
+    os.utime(agent)
+    _remove_stale(assets_dir, "agent-*", agent)
     return agent
 
 
@@ -79,7 +90,8 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
     accel = choose_accelerator()
     assets_dir = settings.state.assets
     assets_dir.mkdir(parents=True, exist_ok=True)
-    with locked(settings.state.locks, "guest-assets"):
+    # The lock lives with the assets, so state roots sharing one assets dir (tests) share it too.
+    with locked(assets_dir, ".build"):
         agent = ensure_agent(assets_dir, progress)
         kernel = find_kernel(settings, progress)
         modules = resolve_modules(kernel.modules_dir) if kernel.modules_dir else []
@@ -95,7 +107,8 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
             if progress:
                 progress(f"Building the guest initramfs ({len(modules)} kernel modules)")
             build_initramfs(agent, modules, initramfs)
-            _remove_stale(assets_dir, "initramfs-*.cpio", initramfs)
+        os.utime(initramfs)
+        _remove_stale(assets_dir, "initramfs-*.cpio", initramfs)
     return GuestAssets(
         kernel=kernel.vmlinuz,
         initramfs=initramfs,

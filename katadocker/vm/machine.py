@@ -127,7 +127,9 @@ class VirtualMachine:
                         self.kill()
                         raise
             if self.proc.poll() is not None:
-                raise self.error(f"QEMU exited at startup with status {self.proc.returncode}")
+                last = tail(self.stderr_log, 1).strip()
+                raise self.error(f"QEMU exited at startup with status {self.proc.returncode}"
+                                 + (f": {last}" if last else ""))
             if time.monotonic() > deadline:
                 self.kill()
                 raise self.error(f"QEMU did not start within {timeout:.0f}s")
