@@ -28,36 +28,6 @@ def _settings() -> Any:
     return context.settings()
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    """``k=v`` flag values as a dict (``--label k`` alone means an empty value, as docker)."""
-    from katadocker.errors import UsageError
-
-    out = {}
-    for v in values:
-        key, _, value = v.partition("=")
-        if not key:
-            raise UsageError(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)')
-        out[key] = value
-    return out
-
-
-def _filters(values: list[str], allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    """``--filter key=value`` values grouped by key; docker's errors for bad ones."""
-    from katadocker.errors import InvalidArgument, UsageError
-
-    out: dict[str, list[str]] = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep:
-            raise UsageError(f'invalid argument "{v}" for "-f, --filter" flag: '
-                             "bad format of filter (expected name=value)")
-        key = key.strip().lower()
-        if key not in allowed:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    return out
-
-
 def _matches(volume: dict[str, Any], in_use: bool, filters: dict[str, list[str]]) -> bool:
     """Docker's semantics: values of one key are OR'ed (labels AND'ed), different keys AND'ed."""
     from katadocker.engine.volumes import label_filter
@@ -94,12 +64,13 @@ def volume_create(
     """Create a volume"""
     from katadocker.engine.volumes import VolumeStore
     from katadocker.errors import UsageError
+    from katadocker.filters import parse_pairs
 
     if name and name_flag and name != name_flag:
         raise UsageError("conflicting options: cannot specify a volume-name through both --name and "
                          "as a positional arg")
-    volume = VolumeStore(_settings()).create(name or name_flag or None, _pairs(label or [], "--label"),
-                                             _pairs(opt or [], "-o, --opt"), driver)
+    volume = VolumeStore(_settings()).create(name or name_flag or None, parse_pairs(label or [], "--label"),
+                                             parse_pairs(opt or [], "-o, --opt"), driver)
     typer.echo(volume["Name"])
 
 
@@ -113,8 +84,9 @@ def volume_ls(
     """List volumes"""
     from katadocker.cli import render
     from katadocker.engine.volumes import VolumeStore
+    from katadocker.filters import parse_filters
 
-    filters = _filters(filter_ or [], LS_FILTERS)
+    filters = parse_filters(filter_ or [], LS_FILTERS)
     store = VolumeStore(_settings())
     rows = [_ls_row(v) for v in store.all()
             if _matches(v, "dangling" in filters and bool(store.users(v["Name"])), filters)]
@@ -189,9 +161,10 @@ def volume_prune(
 ) -> None:
     """Remove unused local volumes"""
     from katadocker.engine.volumes import VolumeStore
+    from katadocker.filters import parse_filters
     from katadocker.units import human_size
 
-    filters = _filters(filter_ or [], ("label", "all"))
+    filters = parse_filters(filter_ or [], ("label", "all"))
     all_ = all_ or any(v.lower() in ("true", "1") for v in filters.get("all", []))
     if not force:
         what = "all local volumes" if all_ else "anonymous local volumes"
