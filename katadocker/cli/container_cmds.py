@@ -563,21 +563,6 @@ def logs(
 
 # --- inspect / prune -----------------------------------------------------------------------------
 
-def _print_inspect(docs: list[Any], format_: str | None) -> None:
-    import json
-
-    if format_ is None:
-        typer.echo(json.dumps(docs, indent=4, ensure_ascii=False) if docs else "[]")
-        return
-    if format_ == "json":
-        typer.echo(json.dumps(docs, ensure_ascii=False))
-        return
-    from katadocker.cli import gotemplate
-
-    for d in docs:
-        typer.echo(gotemplate.render(format_.replace("\\n", "\n").replace("\\t", "\t"), d))
-
-
 @command("inspect", panel=None, group="container")
 def container_inspect(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
@@ -585,20 +570,10 @@ def container_inspect(
     size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes"),
 ) -> None:
     """Display detailed information on one or more containers"""
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine import containers
-    from katadocker.errors import KatadockerError
 
-    docs, failed = [], False
-    for ref in containers_:
-        try:
-            docs.append(containers.inspect(_settings(), ref, size=size))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    _print_inspect(docs, format_)
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(containers_, lambda ref: containers.inspect(_settings(), ref, size=size), format_)
 
 
 @command("inspect")
@@ -610,33 +585,26 @@ def inspect(
     type_: str = typer.Option(None, "--type", help="Only inspect objects of the given type"),
 ) -> None:
     """Return low-level information on Docker objects"""
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine import containers
     from katadocker.errors import NoSuchObject, NotFound
 
-    docs, failed = [], False
-    for ref in objects:
-        found = None
+    def find(ref: str) -> Any:
         if type_ in (None, "container"):
             try:
-                found = containers.inspect(_settings(), ref, size=size)
+                return containers.inspect(_settings(), ref, size=size)
             except NotFound:
-                found = None
-        if found is None and type_ in (None, "image"):
+                pass
+        if type_ in (None, "image"):
             try:
                 from katadocker.engine.images import inspect_image
 
-                found = inspect_image(_settings(), ref)
+                return inspect_image(_settings(), ref)
             except (NotFound, ImportError):
-                found = None
-        if found is None:
-            report_error(NoSuchObject(ref))
-            failed = True
-        else:
-            docs.append(found)
-    _print_inspect(docs, format_)
-    if failed:
-        raise typer.Exit(1)
+                pass
+        raise NoSuchObject(ref)
+
+    inspect_objects(objects, find, format_)
 
 
 @command("prune", panel=None, group="container")

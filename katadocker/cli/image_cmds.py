@@ -292,9 +292,8 @@ def image_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more images"""
-    import json
-
-    from katadocker.cli import context, gotemplate
+    from katadocker.cli import context
+    from katadocker.cli.inspect_out import print_objects
     from katadocker.engine import images
     from katadocker.errors import NoSuchImage
 
@@ -304,11 +303,7 @@ def image_inspect(
             found.append(images.inspect_image(context.settings(), name))
         except NoSuchImage:
             missing.append(name)
-    if format_:
-        template = format_.replace("\\t", "\t").replace("\\n", "\n")
-        typer.echo("".join(gotemplate.render(template, obj) + "\n" for obj in found) or "\n", nl=False)
-    else:
-        typer.echo(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
+    print_objects(found, format_, blank_if_none=True)
     if missing:
         sys.stderr.write("".join(f"Error: No such image: {m}\n" for m in missing))
         raise typer.Exit(1)

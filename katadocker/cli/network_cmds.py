@@ -121,31 +121,11 @@ def network_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more networks"""
-    import json
-
-    from katadocker.cli.main import report_error
-    from katadocker.errors import KatadockerError
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.network import networks
 
     settings = _settings()
-    found, failed = [], False
-    for ref in refs:
-        try:
-            found.append(networks.inspect_view(networks.get(settings, ref)))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    if format_ and format_ != "json":
-        from katadocker.cli import gotemplate
-
-        for item in found:
-            typer.echo(gotemplate.render(format_, item))
-    elif format_ == "json":
-        typer.echo(json.dumps(found))
-    else:
-        typer.echo(json.dumps(found, indent=4) if found else "[]")
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(refs, lambda ref: networks.inspect_view(networks.get(settings, ref)), format_)
 
 
 @command("rm", group="network", panel=None, group_aliases=("remove",))

@@ -101,31 +101,10 @@ def volume_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more volumes"""
-    import json
-
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine.volumes import VolumeStore
-    from katadocker.errors import KatadockerError
 
-    store = VolumeStore(_settings())
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(store.get(name))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    if format_ and format_ != "json":
-        from katadocker.cli import gotemplate
-
-        for item in found:
-            typer.echo(gotemplate.render(format_, item))
-    elif format_ == "json":
-        typer.echo(json.dumps(found))
-    else:
-        typer.echo(json.dumps(found, indent=4) if found else "[]")
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(names, VolumeStore(_settings()).get, format_)
 
 
 @command("rm", group="volume", panel=None, group_aliases=("remove",))
