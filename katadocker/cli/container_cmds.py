@@ -16,34 +16,18 @@ import typer
 
 from katadocker.cli import mount_opts, network_opts
 from katadocker.cli.app import COMMON, command
+from katadocker.cli.context import settings as _settings
 
 RUN_HELP_HINT = "\n\nRun 'katadocker {verb} --help' for more information"
 
 
 # --- shared helpers -------------------------------------------------------------------------------
 
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
-
-
 def _fail_run(verb: str, e: BaseException, code: int = 125) -> None:
     """docker's run/create failure: ``katadocker: Error response from daemon: …`` + hint; exit."""
-    from katadocker.cli import context
-    from katadocker.errors import KatadockerError
+    from katadocker.cli.main import report_error
 
-    if isinstance(e, KatadockerError):
-        text = f"Error response from daemon: {e.message}" if e.daemon else e.message
-        if context.options.debug and e.detail:
-            text += "\n" + e.detail
-    else:
-        text = str(e)
-    sys.stderr.write(f"katadocker: {text}{RUN_HELP_HINT.format(verb=verb)}\n")
-    if context.options.debug:
-        import traceback
-
-        traceback.print_exception(e, file=sys.stderr)
+    report_error(e, prefix="katadocker: ", suffix=RUN_HELP_HINT.format(verb=verb))
     raise typer.Exit(code)
 
 
@@ -81,12 +65,6 @@ def _usage(message: str) -> Exception:
     from katadocker.errors import UsageError
 
     return UsageError(message)
-
-
-def _write_out(stream: str, data: bytes) -> None:
-    target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-    target.write(data)
-    target.flush()
 
 
 # --- run / create ---------------------------------------------------------------------------------
@@ -246,12 +224,14 @@ def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int, detach_keys:
         from katadocker.cli.interactive_cmds import attach_tty
 
         return attach_tty(record, stdin, offset, detach_keys)
+    from katadocker.cli.interactive_cmds import write_out
+
     session = AttachSession(_settings(), record, offset)
     if sig_proxy:
         for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                       signal.SIGUSR2):
             signal.signal(signo, lambda n, _f: session.send_signal(n))
-    return session.run(_write_out, sys.stdin.buffer if stdin else None)
+    return session.run(write_out, sys.stdin.buffer if stdin else None)
 
 
 @command("create", group="container", passthrough=True)
@@ -548,6 +528,7 @@ def logs(
     details: bool = typer.Option(False, "--details", help="Show extra details provided to logs"),
 ) -> None:
     """Fetch the logs of a container"""
+    from katadocker.cli.interactive_cmds import write_out
     from katadocker.engine import log_stream
     from katadocker.engine.logs import LogOptions, parse_tail, parse_timestamp, render
 
@@ -558,7 +539,7 @@ def logs(
         until=parse_timestamp(until, "until") if until else None,
         timestamps=timestamps)
     for rec in log_stream.stream(_settings(), container, opts, follow):
-        _write_out(rec.stream, render(rec, timestamps))
+        write_out(rec.stream, render(rec, timestamps))
 
 
 # --- inspect / prune -----------------------------------------------------------------------------

@@ -13,17 +13,12 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli.app import command
+from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
               "IPv6": "IPV6", "Internal": "INTERNAL", "Labels": "LABELS", "CreatedAt": "CREATED AT"}
 LS_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
-
-
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
 
 
 def _matches(record: dict, filters: dict[str, list[str]]) -> bool:

@@ -14,18 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli.app import command
+from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.Driver}}\t{{.Name}}"
 LS_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "CreatedAt": "CREATED AT",
               "Availability": "AVAILABILITY", "Group": "GROUP"}
 LS_FILTERS = ("dangling", "driver", "label", "name")
-
-
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
 
 
 def _matches(volume: dict[str, Any], in_use: bool, filters: dict[str, list[str]]) -> bool:
