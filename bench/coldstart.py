@@ -33,21 +33,15 @@ import argparse
 import contextlib
 import os
 import shutil
-import signal
 import stat
 import statistics
 import subprocess
-import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from bench.setup import RUN_TIMEOUT, Bench, bench_root
 from bench.timing import compare, time_command
-
-#: Every wait on a VM or a CLI call is bounded (a TCG guest on two busy cores can hang for minutes).
-RUN_TIMEOUT = 180.0
 
 #: PID 1 of the bare baseline: power off at once (ACPI, as the agent does at the end of a run).
 BARE_INIT_C = """\
@@ -58,88 +52,6 @@ int main(void) { reboot(RB_POWER_OFF); for (;;) pause(); }
 
 #: PATH for processes started directly through the agent (docker's default).
 GUEST_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
-
-# ---- set-up ---------------------------------------------------------------------------------------
-
-@dataclass
-class Bench:
-    """A state root with the busybox image pulled and the guest assets built."""
-
-    work: Path
-    root: Path
-    image: str = "busybox:latest"
-    podman: list[str] | None = None  # podman argv prefix with a private storage, when installed
-    env: dict[str, str] = field(default_factory=dict)
-
-    def katadocker(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "katadocker", "--root", str(self.root), *args]
-
-    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """A katadocker command with its output captured (bounded by RUN_TIMEOUT)."""
-        return subprocess.run(self.katadocker(*args), env=self.env, capture_output=True, text=True,
-                              check=check, timeout=RUN_TIMEOUT)
-
-    def settings(self):  # noqa: ANN201 - katadocker.config.Settings, imported lazily
-        from katadocker.config import load_settings
-
-        return load_settings(str(self.root))
-
-    def assets(self):  # noqa: ANN201 - katadocker.vm.assets.GuestAssets
-        from katadocker.vm.assets import ensure_assets
-
-        return ensure_assets(self.settings())
-
-
-@contextlib.contextmanager
-def bench_root(prefix: str, podman: bool = True) -> Iterator[Bench]:
-    """A fresh state root holding the busybox test image and built guest assets (and the image in a
-    private podman storage when `podman` and podman is installed); everything is removed on exit."""
-    from tests.support import images
-    from tests.support.registry import start_registry
-
-    # a `timeout`/SIGTERM unwinds like Ctrl-C, so every VM and container below is cleaned up
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
-        work = Path(tmp)
-        bench = Bench(work, work / "root", env={**os.environ, "KATADOCKER_CONFIG": "/nonexistent"})
-        registry = start_registry(work / "registry")
-        try:
-            images.busybox_layout(work / "layout")
-            ref = f"{registry.host}/library/busybox:latest"
-            images.push(work / "layout", ref)
-            bench.run("pull", "-q", ref)
-        finally:
-            registry.stop()
-        bench.run("tag", ref, bench.image)
-        print("building guest assets (once) ...", file=sys.stderr, flush=True)
-        bench.run("run", "--rm", bench.image, "true")  # builds assets, warms the page cache
-        if podman and shutil.which("podman") and Path("/usr/sbin/runc").exists():
-            bench.podman = ["podman", "--root", str(work / "podman/root"), "--runroot",
-                            str(work / "podman/run"), "--runtime", "/usr/sbin/runc",
-                            "--cgroup-manager", "cgroupfs"]
-            bench.run("save", "-o", str(work / "busybox.tar"), bench.image)
-            subprocess.run([*bench.podman, "load", "-q", "-i", str(work / "busybox.tar")], check=True,
-                           capture_output=True, timeout=RUN_TIMEOUT)
-        try:
-            yield bench
-        finally:
-            cleanup(bench)
-
-
-def cleanup(bench: Bench) -> None:
-    """Remove every katadocker container (and podman container) left in the bench's roots, and
-    unmount anything still mounted under the work dir, so the temp dir can be deleted."""
-    ids = bench.run("ps", "-aq", "--no-trunc", check=False).stdout.split()
-    if ids:
-        bench.run("rm", "-f", *ids, check=False)
-    if bench.podman:
-        subprocess.run([*bench.podman, "rm", "-af"], capture_output=True, timeout=RUN_TIMEOUT)
-        subprocess.run([*bench.podman, "system", "reset", "-f"], capture_output=True, timeout=RUN_TIMEOUT)
-    for line in reversed(Path("/proc/self/mounts").read_text().splitlines()):
-        target = line.split()[1].replace("\\040", " ")
-        if target.startswith(str(bench.work) + "/"):
-            subprocess.run(["umount", "-l", target], capture_output=True)
 
 
 def bare_initramfs(directory: Path) -> Path:

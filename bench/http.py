@@ -22,18 +22,15 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import socket
 import statistics
 import subprocess
-import tempfile
 import time
 import urllib.request
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.coldstart import Bench, cleanup
+from bench.setup import Bench, bench_root
 
 RUN_TIMEOUT = 300.0
 REQUEST = b"GET / HTTP/1.1\r\nHost: bench\r\nConnection: keep-alive\r\n\r\n"
@@ -150,41 +147,6 @@ def kd(bench: Bench, *args: str) -> str:
     return bench.run(*args).stdout
 
 
-@contextlib.contextmanager
-def prepared(use_podman: bool) -> Iterator[Bench]:
-    """A fresh state root with nginx pulled (and loaded into a private podman storage); removed on exit."""
-    from tests.support import images
-    from tests.support.registry import start_registry
-
-    with tempfile.TemporaryDirectory(prefix="kd-bench-http-") as tmp:
-        work = Path(tmp)
-        bench = Bench(work, work / "root", "nginx:latest",
-                      env={**os.environ, "KATADOCKER_CONFIG": "/nonexistent"})
-        registry = start_registry(work / "registry")
-        try:
-            images.nginx_layout(work / "layout")
-            ref = f"{registry.host}/library/nginx:latest"
-            images.push(work / "layout", ref)
-            kd(bench, "pull", "-q", ref)
-        finally:
-            registry.stop()
-        kd(bench, "tag", ref, bench.image)
-        if use_podman and shutil.which("podman") and Path("/usr/sbin/runc").exists():
-            bench.podman = ["podman", "--root", str(work / "podman/root"), "--runroot",
-                            str(work / "podman/run"), "--runtime", "/usr/sbin/runc",
-                            "--cgroup-manager", "cgroupfs"]
-            kd(bench, "save", "-o", str(work / "nginx.tar"), bench.image)
-            subprocess.run([*bench.podman, "load", "-q", "-i", str(work / "nginx.tar")], check=True,
-                           capture_output=True, timeout=RUN_TIMEOUT)
-        try:
-            yield bench
-        finally:
-            from katadocker.network.networks import teardown_all
-
-            cleanup(bench)
-            teardown_all(bench.settings())
-
-
 def report(name: str, result: LoadResult, setup_s: float) -> None:
     print(f"{name}: {result.rps:.0f} req/s, p50 {result.percentile(0.5) * 1000:.1f} ms, "
           f"p99 {result.percentile(0.99) * 1000:.1f} ms, {result.requests} requests in "
@@ -238,7 +200,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--setup-samples", type=int, default=50, help="fresh connections timed")
     parser.add_argument("--no-podman", action="store_true", help="skip the podman baseline")
     args = parser.parse_args(argv)
-    with prepared(not args.no_podman) as bench:
+    with bench_root("kd-bench-http-", "nginx", podman=not args.no_podman, warm=False,
+                    podman_timeout=RUN_TIMEOUT) as bench:
         kd_result, kd_setup = bench_katadocker(bench, args)
         if bench.podman is None:
             print("podman baseline skipped")

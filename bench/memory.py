@@ -29,7 +29,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.coldstart import AgentVM, Bench, bench_root, busybox_root
+from bench.coldstart import AgentVM, busybox_root
+from bench.setup import Bench, bench_root
 
 MIB = 1024 * 1024
 #: How long an idle guest gets before it is measured: the guest's free page reporting runs 2 s

@@ -17,9 +17,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench.setup import served_image
 from bench.timing import compare, time_command
-from tests.support import images
-from tests.support.registry import start_registry
 
 
 def main() -> None:
@@ -28,11 +27,7 @@ def main() -> None:
     rounds = parser.parse_args().rounds
     with tempfile.TemporaryDirectory(prefix="kd-bench-pull-") as tmp:
         work = Path(tmp)
-        registry = start_registry(work / "registry")
-        try:
-            images.nginx_layout(work / "layout")
-            ref = f"{registry.host}/library/nginx:latest"
-            images.push(work / "layout", ref)
+        with served_image(work, "nginx") as ref:
             counter = iter(range(10 * rounds))
 
             def katadocker() -> float:
@@ -46,8 +41,6 @@ def main() -> None:
                                      f"docker://{ref}", f"dir:{dest}"])
 
             compare("pull nginx", katadocker, skopeo, rounds, "skopeo copy")
-        finally:
-            registry.stop()
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from bench.coldstart import RUN_TIMEOUT, bench_root
+from bench.setup import RUN_TIMEOUT, bench_root
 
 #: One phase per line on stdout: "<phase> <seconds>". $1 = directory, $2 = MiB, $3 = file count.
 WORKLOAD = r"""
@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _image_busybox(bench) -> str:  # noqa: ANN001 - bench.coldstart.Bench
+def _image_busybox(bench) -> str:  # noqa: ANN001 - bench.setup.Bench
     """The image's static busybox, copied out of the image's layer store (the host's may differ)."""
     for layer in (bench.root / "layers").glob("*/fs/bin/busybox"):
         if os.access(layer, os.X_OK):

@@ -14,36 +14,20 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli import mount_opts, network_opts
+from katadocker.cli import create_opts
 from katadocker.cli.app import COMMON, command
+from katadocker.cli.context import settings as _settings
 
 RUN_HELP_HINT = "\n\nRun 'katadocker {verb} --help' for more information"
 
 
 # --- shared helpers -------------------------------------------------------------------------------
 
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
-
-
 def _fail_run(verb: str, e: BaseException, code: int = 125) -> None:
     """docker's run/create failure: ``katadocker: Error response from daemon: …`` + hint; exit."""
-    from katadocker.cli import context
-    from katadocker.errors import KatadockerError
+    from katadocker.cli.main import report_error
 
-    if isinstance(e, KatadockerError):
-        text = f"Error response from daemon: {e.message}" if e.daemon else e.message
-        if context.options.debug and e.detail:
-            text += "\n" + e.detail
-    else:
-        text = str(e)
-    sys.stderr.write(f"katadocker: {text}{RUN_HELP_HINT.format(verb=verb)}\n")
-    if context.options.debug:
-        import traceback
-
-        traceback.print_exception(e, file=sys.stderr)
+    report_error(e, prefix="katadocker: ", suffix=RUN_HELP_HINT.format(verb=verb))
     raise typer.Exit(code)
 
 
@@ -81,12 +65,6 @@ def _usage(message: str) -> Exception:
     from katadocker.errors import UsageError
 
     return UsageError(message)
-
-
-def _write_out(stream: str, data: bytes) -> None:
-    target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
-    target.write(data)
-    target.flush()
 
 
 # --- run / create ---------------------------------------------------------------------------------
@@ -136,69 +114,27 @@ def _do_create(verb: str, opts: Any, quiet: bool) -> Any:
 
 
 @command("run", panel=COMMON, group="container", passthrough=True)
+@create_opts.shared_options('Pull image before running ("always", "missing", "never")')
 def run(
     image: str = typer.Argument(..., metavar="IMAGE"),
     args: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
     detach: bool = typer.Option(False, "-d", "--detach",
             help="Run container in background and print container ID"),
-    rm: bool = typer.Option(False, "--rm", help="Automatically remove the container when it exits"),
-    name: str = typer.Option(None, "--name", help="Assign a name to the container"),
-    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set environment variables")] = None,
-    env_file: Annotated[list[str] | None, typer.Option("--env-file",
-            help="Read in a file of environment variables")] = None,
-    workdir: str = typer.Option(None, "-w", "--workdir", help="Working directory inside the container"),
-    user: str = typer.Option(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-    entrypoint: str = typer.Option(None, "--entrypoint",
-            help="Overwrite the default ENTRYPOINT of the image"),
-    interactive: bool = typer.Option(False, "-i", "--interactive",
-            help="Keep STDIN open even if not attached"),
-    tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
-    hostname: str = typer.Option(None, "-h", "--hostname", help="Container host name"),
-    memory: str = typer.Option(None, "-m", "--memory", help="Memory limit"),
-    cpus: str = typer.Option(None, "--cpus", help="Number of CPUs"),
-    label: Annotated[list[str] | None, typer.Option("-l", "--label",
-            help="Set meta data on a container")] = None,
-    label_file: Annotated[list[str] | None, typer.Option("--label-file",
-            help="Read in a line delimited file of labels")] = None,
-    publish: Annotated[list[str] | None, typer.Option("-p", "--publish",
-            help="Publish a container's port(s) to the host")] = None,
-    publish_all: bool = typer.Option(False, "-P", "--publish-all",
-            help="Publish all exposed ports to random ports"),
-    network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
-    network_alias: network_opts.NetworkAlias = None,
-    ip: network_opts.Ip = None,
-    mac_address: network_opts.MacAddress = None,
-    dns: network_opts.Dns = None,
-    dns_search: network_opts.DnsSearch = None,
-    dns_option: network_opts.DnsOption = None,
-    add_host: network_opts.AddHost = None,
-    volume: mount_opts.Volume = None,
-    mount: mount_opts.Mount = None,
-    tmpfs: mount_opts.Tmpfs = None,
-    volumes_from: mount_opts.VolumesFrom = None,
-    read_only: mount_opts.ReadOnly = False,
-    stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
-    stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
-    pull: str = typer.Option("missing", "--pull",
-            help='Pull image before running ("always", "missing", "never")'),
-    platform: str = typer.Option(None, "--platform", envvar="DOCKER_DEFAULT_PLATFORM",
-                                 help="Set platform if server is multi-platform capable"),
-    init: bool = typer.Option(False, "--init", help="Run an init inside the container"),
-    attach: Annotated[list[str] | None, typer.Option("-a", "--attach",
-            help="Attach to STDIN, STDOUT or STDERR")] = None,
     sig_proxy: bool = typer.Option(True, "--sig-proxy", help="Proxy received signals to the process"),
     detach_keys: str = typer.Option(None, "--detach-keys",
             help="Override the key sequence for detaching a container"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the pull output"),
+    **opts: Any,
 ) -> None:
     """Create and run a new container from an image"""
     from katadocker.engine import containers
     from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError
 
-    if detach and attach:
+    interactive, tty = opts["interactive"], opts["tty"]
+    if detach and opts["attach"]:
         _fail_run("run", _usage("conflicting options: cannot specify both --attach and --detach"))
     default_streams = ["stdout", "stderr", *(["stdin"] if interactive else [])]
-    streams = [a.lower() for a in attach or []] or ([] if detach else default_streams)
+    streams = [a.lower() for a in opts["attach"] or []] or ([] if detach else default_streams)
     for s in streams:
         if s not in ("stdin", "stdout", "stderr"):
             _fail_run("run", _usage(f"invalid argument \"{s}\" for \"-a, --attach\" flag: valid streams are "
@@ -206,17 +142,8 @@ def run(
     from katadocker.cli.interactive_cmds import check_tty
 
     check_tty("stdin" in streams, tty)
-    opts = _create_options(image, args or [], name=name, env=env or [], env_files=env_file or [],
-                           workdir=workdir, user=user, entrypoint=entrypoint, hostname=hostname,
-                           labels=label or [],
-                           label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
-                           publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
-                           **network_opts.create_kwargs(network_alias, ip, mac_address, dns, dns_search,
-                                                        dns_option, add_host),
-                           **mount_opts.create_kwargs(volume, mount, tmpfs, volumes_from, read_only),
-                           interactive=interactive, attach=streams, stop_signal=stop_signal,
-                           stop_timeout=stop_timeout, pull=pull, platform=platform, init=init)
-    record = _do_create("run", opts, quiet)
+    options = _create_options(image, args or [], **create_opts.create_kwargs(opts), attach=streams)
+    record = _do_create("run", options, quiet)
     if detach:
         typer.echo(record.id)
         try:
@@ -246,78 +173,28 @@ def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int, detach_keys:
         from katadocker.cli.interactive_cmds import attach_tty
 
         return attach_tty(record, stdin, offset, detach_keys)
+    from katadocker.cli.interactive_cmds import write_out
+
     session = AttachSession(_settings(), record, offset)
     if sig_proxy:
         for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                       signal.SIGUSR2):
             signal.signal(signo, lambda n, _f: session.send_signal(n))
-    return session.run(_write_out, sys.stdin.buffer if stdin else None)
+    return session.run(write_out, sys.stdin.buffer if stdin else None)
 
 
 @command("create", group="container", passthrough=True)
+@create_opts.shared_options('Pull image before creating ("always", "missing", "never")')
 def create(
     image: str = typer.Argument(..., metavar="IMAGE"),
     args: Annotated[list[str] | None, typer.Argument(metavar="[COMMAND] [ARG...]")] = None,
-    name: str = typer.Option(None, "--name", help="Assign a name to the container"),
-    env: Annotated[list[str] | None, typer.Option("-e", "--env", help="Set environment variables")] = None,
-    env_file: Annotated[list[str] | None, typer.Option("--env-file",
-            help="Read in a file of environment variables")] = None,
-    workdir: str = typer.Option(None, "-w", "--workdir", help="Working directory inside the container"),
-    user: str = typer.Option(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-    entrypoint: str = typer.Option(None, "--entrypoint",
-            help="Overwrite the default ENTRYPOINT of the image"),
-    interactive: bool = typer.Option(False, "-i", "--interactive",
-            help="Keep STDIN open even if not attached"),
-    tty: bool = typer.Option(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
-    hostname: str = typer.Option(None, "-h", "--hostname", help="Container host name"),
-    memory: str = typer.Option(None, "-m", "--memory", help="Memory limit"),
-    cpus: str = typer.Option(None, "--cpus", help="Number of CPUs"),
-    label: Annotated[list[str] | None, typer.Option("-l", "--label",
-            help="Set meta data on a container")] = None,
-    label_file: Annotated[list[str] | None, typer.Option("--label-file",
-            help="Read in a line delimited file of labels")] = None,
-    publish: Annotated[list[str] | None, typer.Option("-p", "--publish",
-            help="Publish a container's port(s) to the host")] = None,
-    publish_all: bool = typer.Option(False, "-P", "--publish-all",
-            help="Publish all exposed ports to random ports"),
-    network: str = typer.Option("bridge", "--network", "--net", help="Connect a container to a network"),
-    network_alias: network_opts.NetworkAlias = None,
-    ip: network_opts.Ip = None,
-    mac_address: network_opts.MacAddress = None,
-    dns: network_opts.Dns = None,
-    dns_search: network_opts.DnsSearch = None,
-    dns_option: network_opts.DnsOption = None,
-    add_host: network_opts.AddHost = None,
-    volume: mount_opts.Volume = None,
-    mount: mount_opts.Mount = None,
-    tmpfs: mount_opts.Tmpfs = None,
-    volumes_from: mount_opts.VolumesFrom = None,
-    read_only: mount_opts.ReadOnly = False,
-    rm: bool = typer.Option(False, "--rm", help="Automatically remove the container when it exits"),
-    stop_signal: str = typer.Option(None, "--stop-signal", help="Signal to stop the container"),
-    stop_timeout: int = typer.Option(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
-    pull: str = typer.Option("missing", "--pull",
-            help='Pull image before creating ("always", "missing", "never")'),
-    platform: str = typer.Option(None, "--platform", envvar="DOCKER_DEFAULT_PLATFORM",
-                                 help="Set platform if server is multi-platform capable"),
-    init: bool = typer.Option(False, "--init", help="Run an init inside the container"),
-    attach: Annotated[list[str] | None, typer.Option("-a", "--attach",
-            help="Attach to STDIN, STDOUT or STDERR")] = None,
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the pull output"),
+    **opts: Any,
 ) -> None:
     """Create a new container"""
-    opts = _create_options(image, args or [], name=name, env=env or [], env_files=env_file or [],
-                           workdir=workdir, user=user, entrypoint=entrypoint, hostname=hostname,
-                           labels=label or [],
-                           label_files=label_file or [], memory=memory, cpus=cpus, publish=publish or [],
-                           publish_all=publish_all, network=network, auto_remove=rm, tty=tty,
-                           **network_opts.create_kwargs(network_alias, ip, mac_address, dns, dns_search,
-                                                        dns_option, add_host),
-                           **mount_opts.create_kwargs(volume, mount, tmpfs, volumes_from, read_only),
-                           interactive=interactive, attach=[a.lower() for a in attach or []],
-                           stop_signal=stop_signal, stop_timeout=stop_timeout, pull=pull, platform=platform,
-                           init=init)
-    record = _do_create("create", opts, quiet)
+    options = _create_options(image, args or [], **create_opts.create_kwargs(opts),
+                              attach=[a.lower() for a in opts["attach"] or []])
+    record = _do_create("create", options, quiet)
     typer.echo(record.id)
 
 
@@ -548,6 +425,7 @@ def logs(
     details: bool = typer.Option(False, "--details", help="Show extra details provided to logs"),
 ) -> None:
     """Fetch the logs of a container"""
+    from katadocker.cli.interactive_cmds import write_out
     from katadocker.engine import log_stream
     from katadocker.engine.logs import LogOptions, parse_tail, parse_timestamp, render
 
@@ -558,25 +436,10 @@ def logs(
         until=parse_timestamp(until, "until") if until else None,
         timestamps=timestamps)
     for rec in log_stream.stream(_settings(), container, opts, follow):
-        _write_out(rec.stream, render(rec, timestamps))
+        write_out(rec.stream, render(rec, timestamps))
 
 
 # --- inspect / prune -----------------------------------------------------------------------------
-
-def _print_inspect(docs: list[Any], format_: str | None) -> None:
-    import json
-
-    if format_ is None:
-        typer.echo(json.dumps(docs, indent=4, ensure_ascii=False) if docs else "[]")
-        return
-    if format_ == "json":
-        typer.echo(json.dumps(docs, ensure_ascii=False))
-        return
-    from katadocker.cli import gotemplate
-
-    for d in docs:
-        typer.echo(gotemplate.render(format_.replace("\\n", "\n").replace("\\t", "\t"), d))
-
 
 @command("inspect", panel=None, group="container")
 def container_inspect(
@@ -585,20 +448,10 @@ def container_inspect(
     size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes"),
 ) -> None:
     """Display detailed information on one or more containers"""
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine import containers
-    from katadocker.errors import KatadockerError
 
-    docs, failed = [], False
-    for ref in containers_:
-        try:
-            docs.append(containers.inspect(_settings(), ref, size=size))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    _print_inspect(docs, format_)
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(containers_, lambda ref: containers.inspect(_settings(), ref, size=size), format_)
 
 
 @command("inspect")
@@ -610,33 +463,26 @@ def inspect(
     type_: str = typer.Option(None, "--type", help="Only inspect objects of the given type"),
 ) -> None:
     """Return low-level information on Docker objects"""
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine import containers
     from katadocker.errors import NoSuchObject, NotFound
 
-    docs, failed = [], False
-    for ref in objects:
-        found = None
+    def find(ref: str) -> Any:
         if type_ in (None, "container"):
             try:
-                found = containers.inspect(_settings(), ref, size=size)
+                return containers.inspect(_settings(), ref, size=size)
             except NotFound:
-                found = None
-        if found is None and type_ in (None, "image"):
+                pass
+        if type_ in (None, "image"):
             try:
                 from katadocker.engine.images import inspect_image
 
-                found = inspect_image(_settings(), ref)
+                return inspect_image(_settings(), ref)
             except (NotFound, ImportError):
-                found = None
-        if found is None:
-            report_error(NoSuchObject(ref))
-            failed = True
-        else:
-            docs.append(found)
-    _print_inspect(docs, format_)
-    if failed:
-        raise typer.Exit(1)
+                pass
+        raise NoSuchObject(ref)
+
+    inspect_objects(objects, find, format_)
 
 
 @command("prune", panel=None, group="container")

@@ -9,9 +9,7 @@ from __future__ import annotations
 import sys
 from typing import Annotated, Any
 
-import click
 import typer
-from typer.core import TyperCommand
 
 from katadocker.cli.app import COMMON, command
 
@@ -33,37 +31,6 @@ FilterOpt = Annotated[list[str] | None, typer.Option("-f", "--filter", help="Pro
 # `prune` has -f for --force, so its --filter has no short form (as docker's).
 PruneFilterOpt = Annotated[list[str] | None, typer.Option("--filter", help="Provide filter values")]
 ImagesArg = Annotated[list[str], typer.Argument(metavar="IMAGE [IMAGE...]")]
-
-
-# Go's strconv.ParseBool, which docker's bool flags use for an explicit ``=value``.
-_GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,
-             "0": False, "f": False, "F": False, "FALSE": False, "false": False, "False": False}
-
-
-class _BoolValueFlags(TyperCommand):
-    """A command whose on/off flags (``--human/--no-human``) also take docker's explicit forms
-    ``-H=false`` and ``--human=true`` (a value only after ``=``; Go's ParseBool spellings). Other
-    arguments, and everything after ``--``, reach click unchanged."""
-
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        flags = {name: p for p in self.params
-                 if isinstance(p, click.Option) and p.is_flag and p.secondary_opts for name in p.opts}
-        end = args.index("--") if "--" in args else len(args)
-        spelled = [_spell_bool(ctx, flags, arg) for arg in args[:end]]
-        return super().parse_args(ctx, spelled + args[end:])
-
-
-def _spell_bool(ctx: click.Context, flags: dict[str, click.Option], arg: str) -> str:
-    """`arg`, or for ``NAME=VALUE`` naming one of `flags` the flag's on or off spelling; a value
-    ParseBool refuses is docker's flag error."""
-    name, sep, value = arg.partition("=")
-    option = flags.get(name) if sep else None
-    if option is None:
-        return arg
-    if value not in _GO_BOOLS:
-        raise click.UsageError(f'invalid argument "{value}" for "{", ".join(option.opts)}" flag: '
-                               f'strconv.ParseBool: parsing "{value}": invalid syntax', ctx)
-    return option.opts[-1] if _GO_BOOLS[value] else option.secondary_opts[0]
 
 
 # ---- rendering ----------------------------------------------------------------------------------------
@@ -292,9 +259,8 @@ def image_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more images"""
-    import json
-
-    from katadocker.cli import context, gotemplate
+    from katadocker.cli import context
+    from katadocker.cli.inspect_out import print_objects
     from katadocker.engine import images
     from katadocker.errors import NoSuchImage
 
@@ -304,11 +270,7 @@ def image_inspect(
             found.append(images.inspect_image(context.settings(), name))
         except NoSuchImage:
             missing.append(name)
-    if format_:
-        template = format_.replace("\\t", "\t").replace("\\n", "\n")
-        typer.echo("".join(gotemplate.render(template, obj) + "\n" for obj in found) or "\n", nl=False)
-    else:
-        typer.echo(json.dumps(found, indent=4, ensure_ascii=False) if found else "[]")
+    print_objects(found, format_, blank_if_none=True)
     if missing:
         sys.stderr.write("".join(f"Error: No such image: {m}\n" for m in missing))
         raise typer.Exit(1)
@@ -336,7 +298,7 @@ def history_rows(items: list[Any], human: bool, no_trunc: bool) -> list[dict[str
     return rows
 
 
-@command("history", group="image", cls=_BoolValueFlags)
+@command("history", group="image")
 def history(
     name: str = typer.Argument(..., metavar="IMAGE"),
     format_: str = typer.Option(None, "--format", help="Format output using a custom template"),

@@ -14,15 +14,11 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli.app import COMMON, command
+from katadocker.cli.context import settings as _settings
 
 
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
-
-
-def _write_out(stream: str, data: bytes) -> None:
+def write_out(stream: str, data: bytes) -> None:
+    """Write a container's output chunk to our stdout or stderr, as it arrives."""
     target = sys.stdout.buffer if stream == "stdout" else sys.stderr.buffer
     target.write(data)
     target.flush()
@@ -68,7 +64,7 @@ def attach_tty(record: Any, stdin: bool, offset: int, detach_keys: str | None) -
     session = AttachSession(_settings(), record, offset)
     keys = _detach_keys(detach_keys)
     return run_on_terminal(session.resize, session.detach, stdin, keys,
-                           lambda reader: session.run(_write_out, reader))
+                           lambda reader: session.run(write_out, reader))
 
 
 # --- exec ------------------------------------------------------------------------------------------
@@ -116,9 +112,9 @@ def exec_(
     stdin = sys.stdin.buffer if interactive else None
     if tty:
         code = run_on_terminal(session.resize, session.close, interactive, keys,
-                               lambda reader: session.run(_write_out, reader))
+                               lambda reader: session.run(write_out, reader))
     else:
-        code = session.run(_write_out, stdin)
+        code = session.run(write_out, stdin)
     raise typer.Exit(code)
 
 

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli.app import command
+from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
 LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "SCOPE", "IPv4": "IPV4",
@@ -20,48 +21,10 @@ LS_HEADERS = {"ID": "NETWORK ID", "Name": "NAME", "Driver": "DRIVER", "Scope": "
 LS_FILTERS = ("driver", "id", "label", "name", "scope", "type", "dangling")
 
 
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
-
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    """``k=v`` flag values as a dict (``--label k`` alone means an empty value, as docker)."""
-    out = {}
-    for v in values:
-        key, _, value = v.partition("=")
-        if not key:
-            from katadocker.errors import UsageError
-
-            raise UsageError(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)')
-        out[key] = value
-    return out
-
-
-def _filters(values: list[str]) -> list[tuple[str, str]]:
-    from katadocker.errors import InvalidArgument, UsageError
-
-    out = []
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep:
-            raise UsageError(f'invalid argument "{v}" for "-f, --filter" flag: '
-                             "bad format of filter (expected name=value)")
-        key = key.strip().lower()
-        if key not in LS_FILTERS:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.append((key, value))
-    return out
-
-
-def _matches(record: dict, filters: list[tuple[str, str]]) -> bool:
+def _matches(record: dict, filters: dict[str, list[str]]) -> bool:
     """Docker's semantics: values of one key are OR'ed, different keys AND'ed."""
     import re
 
-    by_key: dict[str, list[str]] = {}
-    for key, value in filters:
-        by_key.setdefault(key, []).append(value)
     checks = {
         "driver": lambda v: record["Driver"] == v,
         "id": lambda v: record["Id"].startswith(v),
@@ -72,7 +35,7 @@ def _matches(record: dict, filters: list[tuple[str, str]]) -> bool:
                                                                 and record["Name"] != "bridge"),
         "label": lambda v: _label_match(record["Labels"], v),
     }
-    return all(any(checks[key](v) for v in values) for key, values in by_key.items())
+    return all(any(checks[key](v) for v in values) for key, values in filters.items())
 
 
 def _label_match(labels: dict[str, str], spec: str) -> bool:
@@ -106,6 +69,7 @@ def network_create(
 ) -> None:
     """Create a network"""
     from katadocker.errors import InvalidArgument
+    from katadocker.filters import parse_pairs
     from katadocker.network import networks
 
     subnet, gateway = subnet or [], gateway or []
@@ -117,8 +81,8 @@ def network_create(
         raise InvalidArgument("every ip-range or gateway must have a corresponding subnet")
     record = networks.create(_settings(), name, subnet=subnet[0] if subnet else None,
                              gateway=gateway[0] if gateway else None, internal=internal,
-                             labels=_pairs(label or [], "--label"), driver=driver,
-                             options=_pairs(opt or [], "-o, --opt"))
+                             labels=parse_pairs(label or [], "--label"), driver=driver,
+                             options=parse_pairs(opt or [], "-o, --opt"))
     del attachable  # every katadocker network accepts `connect`
     typer.echo(record["Id"])
 
@@ -133,10 +97,11 @@ def network_ls(
 ) -> None:
     """List networks"""
     from katadocker.cli import render
+    from katadocker.filters import parse_filters
     from katadocker.network import networks
 
     settings = _settings()
-    filters = _filters(filter_ or [])
+    filters = parse_filters(filter_ or [], LS_FILTERS)
     networks.ensure_default(settings)
     records = [r for r in networks.list_networks(settings) if _matches(r, filters)]
     rows = [_ls_row(r, no_trunc) for r in records]
@@ -151,31 +116,11 @@ def network_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more networks"""
-    import json
-
-    from katadocker.cli.main import report_error
-    from katadocker.errors import KatadockerError
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.network import networks
 
     settings = _settings()
-    found, failed = [], False
-    for ref in refs:
-        try:
-            found.append(networks.inspect_view(networks.get(settings, ref)))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    if format_ and format_ != "json":
-        from katadocker.cli import gotemplate
-
-        for item in found:
-            typer.echo(gotemplate.render(format_, item))
-    elif format_ == "json":
-        typer.echo(json.dumps(found))
-    else:
-        typer.echo(json.dumps(found, indent=4) if found else "[]")
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(refs, lambda ref: networks.inspect_view(networks.get(settings, ref)), format_)
 
 
 @command("rm", group="network", panel=None, group_aliases=("remove",))
@@ -213,13 +158,14 @@ def network_prune(
 ) -> None:
     """Remove all unused networks"""
     from katadocker.errors import InvalidArgument
+    from katadocker.filters import parse_filters
     from katadocker.network import networks
 
-    labels = []
-    for key, value in _filters(filter_ or []):
+    filters = parse_filters(filter_ or [], LS_FILTERS)
+    for key in filters:
         if key != "label":
             raise InvalidArgument(f"invalid filter '{key}'")
-        labels.append(value)
+    labels = filters.get("label", [])
     if not force:
         typer.echo("WARNING! This will remove all custom networks not used by at least one container.\n"
                    "Are you sure you want to continue? [y/N] ", nl=False)

@@ -14,48 +14,13 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli.app import command
+from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.Driver}}\t{{.Name}}"
 LS_HEADERS = {"Driver": "DRIVER", "Name": "VOLUME NAME", "Scope": "SCOPE", "Mountpoint": "MOUNTPOINT",
               "Labels": "LABELS", "Links": "LINKS", "Size": "SIZE", "CreatedAt": "CREATED AT",
               "Availability": "AVAILABILITY", "Group": "GROUP"}
 LS_FILTERS = ("dangling", "driver", "label", "name")
-
-
-def _settings() -> Any:
-    from katadocker.cli import context
-
-    return context.settings()
-
-
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    """``k=v`` flag values as a dict (``--label k`` alone means an empty value, as docker)."""
-    from katadocker.errors import UsageError
-
-    out = {}
-    for v in values:
-        key, _, value = v.partition("=")
-        if not key:
-            raise UsageError(f'invalid argument "{v}" for "{flag}" flag: bad format (expected key=value)')
-        out[key] = value
-    return out
-
-
-def _filters(values: list[str], allowed: tuple[str, ...]) -> dict[str, list[str]]:
-    """``--filter key=value`` values grouped by key; docker's errors for bad ones."""
-    from katadocker.errors import InvalidArgument, UsageError
-
-    out: dict[str, list[str]] = {}
-    for v in values:
-        key, sep, value = v.partition("=")
-        if not sep:
-            raise UsageError(f'invalid argument "{v}" for "-f, --filter" flag: '
-                             "bad format of filter (expected name=value)")
-        key = key.strip().lower()
-        if key not in allowed:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(value)
-    return out
 
 
 def _matches(volume: dict[str, Any], in_use: bool, filters: dict[str, list[str]]) -> bool:
@@ -94,12 +59,13 @@ def volume_create(
     """Create a volume"""
     from katadocker.engine.volumes import VolumeStore
     from katadocker.errors import UsageError
+    from katadocker.filters import parse_pairs
 
     if name and name_flag and name != name_flag:
         raise UsageError("conflicting options: cannot specify a volume-name through both --name and "
                          "as a positional arg")
-    volume = VolumeStore(_settings()).create(name or name_flag or None, _pairs(label or [], "--label"),
-                                             _pairs(opt or [], "-o, --opt"), driver)
+    volume = VolumeStore(_settings()).create(name or name_flag or None, parse_pairs(label or [], "--label"),
+                                             parse_pairs(opt or [], "-o, --opt"), driver)
     typer.echo(volume["Name"])
 
 
@@ -113,8 +79,9 @@ def volume_ls(
     """List volumes"""
     from katadocker.cli import render
     from katadocker.engine.volumes import VolumeStore
+    from katadocker.filters import parse_filters
 
-    filters = _filters(filter_ or [], LS_FILTERS)
+    filters = parse_filters(filter_ or [], LS_FILTERS)
     store = VolumeStore(_settings())
     rows = [_ls_row(v) for v in store.all()
             if _matches(v, "dangling" in filters and bool(store.users(v["Name"])), filters)]
@@ -129,31 +96,10 @@ def volume_inspect(
     format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
 ) -> None:
     """Display detailed information on one or more volumes"""
-    import json
-
-    from katadocker.cli.main import report_error
+    from katadocker.cli.inspect_out import inspect_objects
     from katadocker.engine.volumes import VolumeStore
-    from katadocker.errors import KatadockerError
 
-    store = VolumeStore(_settings())
-    found, failed = [], False
-    for name in names:
-        try:
-            found.append(store.get(name))
-        except KatadockerError as e:
-            report_error(e)
-            failed = True
-    if format_ and format_ != "json":
-        from katadocker.cli import gotemplate
-
-        for item in found:
-            typer.echo(gotemplate.render(format_, item))
-    elif format_ == "json":
-        typer.echo(json.dumps(found))
-    else:
-        typer.echo(json.dumps(found, indent=4) if found else "[]")
-    if failed:
-        raise typer.Exit(1)
+    inspect_objects(names, VolumeStore(_settings()).get, format_)
 
 
 @command("rm", group="volume", panel=None, group_aliases=("remove",))
@@ -189,9 +135,10 @@ def volume_prune(
 ) -> None:
     """Remove unused local volumes"""
     from katadocker.engine.volumes import VolumeStore
+    from katadocker.filters import parse_filters
     from katadocker.units import human_size
 
-    filters = _filters(filter_ or [], ("label", "all"))
+    filters = parse_filters(filter_ or [], ("label", "all"))
     all_ = all_ or any(v.lower() in ("true", "1") for v in filters.get("all", []))
     if not force:
         what = "all local volumes" if all_ else "anonymous local volumes"

@@ -10,6 +10,17 @@ Each connection starts with one JSON line naming the operation:
   before removing the container.
 * ``{"op": "stdin"}`` → every byte the client sends afterwards goes to the process's stdin; the
   client's end of stream (shutdown of its write side) closes the process's stdin.
+* ``{"op": "exec", …}`` → runs another process in the container (``Cmd``, ``Env``, ``User``,
+  ``WorkingDir``, ``Tty``, ``Rows``, ``Cols``, ``AttachStdin``, ``Detach``) and relays its streams
+  in engine/wire.py frames; with ``"Detach": true`` the monitor answers once the process has started
+  and drains its output itself (monitor_ops.py).
+* ``{"op": "resize", "Rows": r, "Cols": c}`` → sets the main process's pty size; reply
+  ``{"ok": true}`` or ``{"error": "…"}``.
+* ``{"op": "pause"}`` / ``{"op": "unpause"}`` → stop / resume the whole VM (QMP ``stop`` / ``cont``)
+  and record the event; reply ``{"ok": true}`` or ``{"error": "…"}``.
+
+Any other operation (or a request line that is not JSON) gets the connection closed without a reply.
+The first three are served by monitor.py's ``_handle``; the interactive ones by monitor_ops.py.
 
 Output is not carried here: attached clients follow the json-file log, which keeps stdout and
 stderr apart and loses nothing written before they connected.

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from katadocker.config import Settings
 from katadocker.engine import events
-from katadocker.errors import ClientError, Conflict, InvalidArgument, NoSuchImage, UsageError
+from katadocker.errors import ClientError, Conflict, InvalidArgument, NoSuchImage
+from katadocker.filters import parse_filters as _parse_filters
 from katadocker.image.reference import Reference, parse_reference
 from katadocker.image.store import ImageRecord, ImageStore
 from katadocker.state import clock
@@ -145,22 +146,9 @@ class ImageSummary:
 
 
 def parse_filters(values: list[str], allowed: frozenset[str]) -> dict[str, list[str]]:
-    """``["dangling=true", "label=a"]`` -> ``{"dangling": ["true"], "label": ["a"]}``.
-
-    Raises UsageError (docker's client-side text) for a value without ``=`` and InvalidArgument
-    (docker's daemon text) for a key not in `allowed`.
-    """
-    out: dict[str, list[str]] = {}
-    for v in values:
-        key, sep, val = v.partition("=")
-        if not sep:
-            raise UsageError(f'invalid argument "{v}" for "-f, --filter" flag: '
-                             "bad format of filter (expected name=value)")
-        key = key.strip().lower()
-        if key not in allowed:
-            raise InvalidArgument(f"invalid filter '{key}'")
-        out.setdefault(key, []).append(val.strip())
-    return out
+    """``["dangling=true", "label=a"]`` -> ``{"dangling": ["true"], "label": ["a"]}`` with each value
+    trimmed; docker's errors as katadocker.filters.parse_filters (whose parsing this is)."""
+    return {key: [v.strip() for v in vals] for key, vals in _parse_filters(values, allowed).items()}
 
 
 def go_path_match(pattern: str, name: str) -> bool:

@@ -80,12 +80,14 @@ class ImageSpec:
         }
 
 
-def _sha256(data: bytes) -> str:
+def sha256_digest(data: bytes) -> str:
+    """``sha256:<hex>`` of `data`."""
     return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def _put_blob(layout: Path, data: bytes) -> str:
-    digest = _sha256(data)
+def put_blob(layout: Path, data: bytes) -> str:
+    """Store `data` in the OCI layout's blob directory; returns its digest."""
+    digest = sha256_digest(data)
     path = layout / "blobs" / "sha256" / digest.split(":")[1]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -120,19 +122,19 @@ def write_layout(layout: Path, layers: list[bytes], spec: ImageSpec, tag: str = 
     (layout / "oci-layout").write_text(json.dumps({"imageLayoutVersion": "1.0.0"}))
     diff_ids, descriptors = [], []
     for raw in layers:
-        diff_ids.append(_sha256(raw))
+        diff_ids.append(sha256_digest(raw))
         packed = gzip.compress(raw, compresslevel=6, mtime=0)
         descriptors.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                            "digest": _put_blob(layout, packed), "size": len(packed)})
+                            "digest": put_blob(layout, packed), "size": len(packed)})
     config = json.dumps(spec.config(diff_ids), sort_keys=True).encode()
     manifest = json.dumps({
         "schemaVersion": 2,
         "mediaType": "application/vnd.oci.image.manifest.v1+json",
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _put_blob(layout, config), "size": len(config)},
+                   "digest": put_blob(layout, config), "size": len(config)},
         "layers": descriptors,
     }, sort_keys=True).encode()
-    manifest_digest = _put_blob(layout, manifest)
+    manifest_digest = put_blob(layout, manifest)
     index = {"schemaVersion": 2, "manifests": [{
         "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": manifest_digest,
         "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": tag}}]}

@@ -40,6 +40,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
+from tests.support.images import put_blob, sha256_digest
+
 USERNAME = "testuser"
 PASSWORD = "testpassword"
 #: An OAuth refresh token the token server accepts for USERNAME (docker's ``identitytoken``).
@@ -57,10 +59,6 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def _sha256(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 # ---- OCI image layouts -------------------------------------------------------------------------
 
 
@@ -72,14 +70,6 @@ class LayoutImage:
     config_digest: str
     layer_digest: str
     layer_size: int
-
-
-def _put_blob(layout: Path, data: bytes) -> str:
-    digest = _sha256(data)
-    path = layout / "blobs" / "sha256" / digest.split(":")[1]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(data)
-    return digest
 
 
 def _layer_tar(files: dict[str, bytes]) -> bytes:
@@ -97,16 +87,17 @@ def _write_image(layout: Path, files: dict[str, bytes], config: dict) -> tuple[L
     tar = _layer_tar(files)
     layer = gzip.compress(tar, mtime=0)
     full_config = {"architecture": "amd64", "os": "linux", **config,
-                   "rootfs": {"type": "layers", "diff_ids": [_sha256(tar)]}}
+                   "rootfs": {"type": "layers", "diff_ids": [sha256_digest(tar)]}}
     config_raw = json.dumps(full_config, sort_keys=True).encode()
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _put_blob(layout, config_raw), "size": len(config_raw)},
+                   "digest": put_blob(layout, config_raw), "size": len(config_raw)},
         "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-                    "digest": _put_blob(layout, layer), "size": len(layer)}],
+                    "digest": put_blob(layout, layer), "size": len(layer)}],
     }).encode()
-    image = LayoutImage(_put_blob(layout, manifest), _sha256(config_raw), _sha256(layer), len(layer))
+    image = LayoutImage(put_blob(layout, manifest), sha256_digest(config_raw), sha256_digest(layer),
+                        len(layer))
     return image, len(manifest)
 
 
@@ -141,7 +132,7 @@ def write_oci_index(layout: Path, images: dict[str, dict[str, bytes]],
                         "platform": platform})
         written[plat] = image
     index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": entries}).encode()
-    digest = _put_blob(layout, index)
+    digest = put_blob(layout, index)
     _write_index_json(layout, OCI_INDEX, digest, len(index), tag)
     return digest, written
 

@@ -1,0 +1,94 @@
+"""docker's explicit values for on/off flags (``--rm=false``, ``-d=true``, ``history -H=false``), on
+every command: parsed in-process through click, and end to end on commands that need no VM."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+import pytest
+import typer
+
+from katadocker.cli.main import app
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def parse(*argv: str) -> click.Context:
+    """The context `katadocker ARGV` would run its command with (the command is argv[0], or argv[0]
+    argv[1] under a management group)."""
+    command = typer.main.get_command(app)
+    words = list(argv)
+    path = []
+    while isinstance(command, click.Group):
+        path.append(words[0])
+        command = command.commands[words.pop(0)]
+    return command.make_context(" ".join(path), words)
+
+
+def kd(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "katadocker", "--root", str(root), *args], cwd=REPO,
+                          env={**os.environ, "KATADOCKER_CONFIG": "/nonexistent"},
+                          capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+
+
+def test_run_bool_flags_take_explicit_values() -> None:
+    ctx = parse("run", "--rm=false", "-d=true", "--sig-proxy=false", "-i=false", "-t=0", "--read-only=F",
+                "-P=FALSE", "--init=True", "busybox")
+    p = ctx.params
+    assert (p["rm"], p["detach"], p["sig_proxy"], p["interactive"], p["tty"]) == (False, True, False,
+                                                                                 False, False)
+    assert (p["read_only"], p["publish_all"], p["init"]) == (False, False, True)
+    assert parse("run", "--rm=true", "--sig-proxy=true", "busybox").params["rm"] is True
+
+
+def test_the_last_spelling_wins() -> None:
+    assert parse("run", "-d", "-d=false", "busybox").params["detach"] is False
+    assert parse("run", "-d=false", "-d", "busybox").params["detach"] is True
+    assert parse("create", "-t=false", "-it", "busybox").params["tty"] is True
+
+
+def test_container_command_and_option_values_are_left_alone() -> None:
+    ctx = parse("run", "--rm=false", "busybox", "sh", "-c", "--rm=false", "-d=false")
+    assert list(ctx.params["args"]) == ["sh", "-c", "--rm=false", "-d=false"]
+    ctx = parse("run", "--name", "-d=false", "-de", "-t=true", "busybox", "--", "-i=false")
+    assert ctx.params["name"] == "-d=false" and list(ctx.params["env"]) == ["-t=true"]
+    assert ctx.params["detach"] is True and ctx.params["tty"] is False
+    assert list(ctx.params["args"]) == ["--", "-i=false"]
+
+
+def test_on_off_flags_and_other_commands() -> None:
+    assert parse("history", "-H=false", "busybox").params["human"] is False
+    assert parse("history", "--human=true", "busybox").params["human"] is True
+    assert parse("image", "history", "-H=0", "busybox").params["human"] is False
+    assert parse("images", "--no-trunc=false").params["no_trunc"] is False
+    assert parse("ps", "-a=true", "-q=false").params["all_"] is True
+
+
+def test_a_bad_value_is_a_flag_error() -> None:
+    with pytest.raises(click.UsageError, match=r'invalid argument "maybe" for "--rm" flag: '
+                                               r'strconv.ParseBool: parsing "maybe": invalid syntax'):
+        parse("run", "--rm=maybe", "busybox")
+
+
+def test_help_does_not_show_the_parser_spelling() -> None:
+    out = kd(Path("/nonexistent"), "run", "--help").stdout
+    assert "--rm" in out and "off-" not in out and "\0" not in out
+
+
+def test_end_to_end(tmp_path: Path) -> None:
+    r = kd(tmp_path, "images", "--no-trunc=false")
+    assert (r.returncode, r.stdout.split()[:2], r.stderr) == (0, ["REPOSITORY", "TAG"], "")
+    r = kd(tmp_path, "history", "-H=false", "nope")
+    assert (r.returncode, r.stdout) == (1, "")
+    assert r.stderr == "Error response from daemon: No such image: nope:latest\n"
+    r = kd(tmp_path, "ps", "--no-trunc=maybe")
+    assert r.returncode == 125
+    assert r.stderr.startswith('invalid argument "maybe" for "--no-trunc" flag: strconv.ParseBool: '
+                               'parsing "maybe": invalid syntax\n\nUsage:  katadocker ps')
+    r = kd(tmp_path, "history", "-H=bogus", "nope")
+    assert r.returncode == 125
+    assert r.stderr.startswith('invalid argument "bogus" for "-H, --human" flag')
