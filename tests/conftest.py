@@ -28,6 +28,30 @@ pytest_plugins = ["tests.support.registry_fixtures"]
 SHARED_ASSETS = images.CACHE / "state" / "assets"
 
 
+#: State roots that outlive one test (the session's `vm_kd`): their networks are not leaks.
+LIVE_ROOTS: list[Path] = []
+
+
+def _katadocker_netns() -> set[str]:
+    run = Path("/run/netns")
+    return {p.name for p in run.iterdir() if p.name.startswith("kd-")} if run.exists() else set()
+
+
+def _netns_of_live_roots() -> set[str]:
+    return {json.loads(f.read_text())["Katadocker"]["Netns"]
+            for root in LIVE_ROOTS for f in (root / "networks").glob("*.json")}
+
+
+@pytest.fixture(autouse=True)
+def no_leaked_network_namespaces() -> Iterator[None]:
+    """Fail a test that leaves a katadocker network namespace behind (after its own fixtures have
+    torn down), unless a state root that outlives the test owns it."""
+    before = _katadocker_netns()
+    yield
+    leaked = _katadocker_netns() - before - _netns_of_live_roots()
+    assert not leaked, f"network namespaces left behind: {sorted(leaked)}"
+
+
 def _make_kd(base: Path, mirrors: list[str] = ()) -> Katadocker:
     root = base / "root"
     root.mkdir(parents=True, exist_ok=True)
@@ -56,7 +80,9 @@ def vm_kd() -> Iterator[Katadocker]:
     remove them; leftovers are force-removed at the end."""
     with tempfile.TemporaryDirectory(prefix="kd-vm-") as base:
         kd = _make_kd(Path(base))
+        LIVE_ROOTS.append(kd.root)
         yield kd
+        LIVE_ROOTS.remove(kd.root)
         kd.teardown()
 
 

@@ -3,6 +3,7 @@ what inspect shows of an endpoint (no VMs, no namespaces)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,7 @@ import pytest
 from katadocker.config import Settings
 from katadocker.engine import networking
 from katadocker.errors import InvalidArgument
-from katadocker.network.networks import Attachment
+from katadocker.network.networks import Attachment, teardown_all
 from katadocker.state.paths import StateRoot
 
 ATT = Attachment(network="net", network_id="n" * 64, endpoint_id="e" * 64, netns_name="kd-x",
@@ -56,8 +57,12 @@ def test_dns_names() -> None:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(state=StateRoot(tmp_path / "root").ensure(), docker_config=tmp_path / "docker")
+def settings(tmp_path: Path) -> Iterator[Settings]:
+    """A state root of the test's own; the default network that validating ``bridge`` creates is
+    torn down afterwards (no namespace, veth or NAT rule outlives the test)."""
+    settings = Settings(state=StateRoot(tmp_path / "root").ensure(), docker_config=tmp_path / "docker")
+    yield settings
+    teardown_all(settings)
 
 
 @pytest.mark.parametrize(("network", "opts", "message"), [
