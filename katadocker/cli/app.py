@@ -157,9 +157,3 @@ def command(
         return fn
 
     return decorate
-
-
-def order_help_panels() -> None:
-    """Show "Common Commands" before the others, as docker's help does (typer lists panels in the
-    order their first command was registered)."""
-    app.registered_commands.sort(key=lambda c: c.rich_help_panel != COMMON)

@@ -16,7 +16,7 @@ import typer
 
 from katadocker import DOCKER_COMPAT_VERSION, __version__
 from katadocker.cli import context
-from katadocker.cli.app import app, order_help_panels
+from katadocker.cli.app import app
 
 # Command modules register their verbs on import; each imports only typer at module level.
 from katadocker.cli import completion_cmds, container_cmds, image_cmds, network_cmds, system_cmds  # noqa: E402,F401  isort: skip
@@ -24,7 +24,6 @@ from katadocker.cli import port_cmds  # noqa: E402,F401  isort: skip
 from katadocker.cli import interactive_cmds  # noqa: E402,F401  isort: skip
 from katadocker.cli import volume_cmds  # noqa: E402,F401  isort: skip
 
-order_help_panels()
 
 
 def _version_callback(value: bool) -> None:
