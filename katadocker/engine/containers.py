@@ -261,13 +261,20 @@ def _start_error(code: int, message: str) -> KatadockerError:
     return StartFailed(message)
 
 
-def spawn_monitor(settings: Settings, record: ContainerRecord, attached: bool) -> int:
-    """Start the container's monitor detached (it double-forks) and return its pid."""
+def spawn_monitor(settings: Settings, record: ContainerRecord, attached: bool, assets: Any = None) -> int:
+    """Start the container's monitor detached (it double-forks) and return its pid. `assets`
+    (vm.assets.GuestAssets, just ensured) are handed over so the monitor need not check them again."""
+    import json
+
     pid_file = record.dir / "monitor.pid"
     pid_file.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "katadocker.monitor", str(settings.state.root), record.id]
     if attached:
         argv.append("--attached")
+    if assets is not None:
+        handed = {"kernel": str(assets.kernel), "initramfs": str(assets.initramfs),
+                  "accel": assets.accel.name}
+        argv.append("--assets=" + json.dumps(handed))
     proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                           stderr=subprocess.PIPE, timeout=60, check=False)
     pid = read_pid_file(pid_file)
@@ -289,7 +296,7 @@ def start(settings: Settings, ref: str, attached: bool = False,
     """
     from katadocker.vm.assets import ensure_assets
 
-    ensure_assets(settings, progress)
+    assets = ensure_assets(settings, progress)
     store = store_of(settings)
     record = store.lookup(ref)
     with store.lock(record.id):
@@ -299,7 +306,7 @@ def start(settings: Settings, ref: str, attached: bool = False,
         for stale in (record.exit_path, record.started_path, record.runtime_path, record.control_socket):
             stale.unlink(missing_ok=True)
         previous_status = record.status
-        pid = spawn_monitor(settings, record, attached)
+        pid = spawn_monitor(settings, record, attached, assets)
         record.state.update(Status="running", Pid=pid, Error="", ExitCode=0,
                             StartedAt=clock.format_ns(clock.now_ns()), FinishedAt=clock.ZERO_TIME)
         store.save_state(record)
