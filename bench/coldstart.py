@@ -175,9 +175,9 @@ def busybox_root(directory: Path) -> Path:
 #: Files a `start -a` leaves in the container dir, in order, with the phase that ends at each.
 CLI_PHASES = (
     ("monitor.pid", "CLI start -> monitor running"),
-    ("console.log.qemu", "monitor: mount, assets, network, virtiofsd -> QEMU spawned"),
+    ("console.log.qemu", "monitor: mount, network, virtiofsd -> QEMU spawned"),
     ("started", "guest boot + agent HELLO + START -> process started"),
-    ("exit", "process + teardown (power off, virtiofsd, unmount, network) -> exit file"),
+    ("exit", "process + teardown (power off or kill, virtiofsd, unmount, network) -> exit file"),
 )
 
 

@@ -160,6 +160,8 @@ def run(
     except KatadockerError as e:
         _fail_run("run", e)
     code = _attach(record, stdin="stdin" in streams, sig_proxy=sig_proxy, offset=0, detach_keys=detach_keys)
+    if options.auto_remove:
+        containers.wait_removed(record)
     raise typer.Exit(code)
 
 

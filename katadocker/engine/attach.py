@@ -54,7 +54,8 @@ class AttachSession:
         waiter = threading.Thread(target=self._wait, args=(result,), daemon=True)
         waiter.start()
         opts = logs.LogOptions()
-        for rec in logs.follow_records(self.record.log_path, self.offset, opts, self._done.is_set):
+        for rec in logs.follow_records(self.record.log_path, self.offset, opts, self._done.is_set,
+                                       wake=self._done):
             on_output(rec.stream, rec.data)
         if self._detached:
             return 0

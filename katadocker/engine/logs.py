@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -204,8 +205,10 @@ def _in_window(rec: LogRecord, opts: LogOptions) -> bool:
 
 
 def follow_records(path: Path, offset: int, opts: LogOptions, stopped: Callable[[], bool],
-                   poll: float = 0.05) -> Iterator[LogRecord]:
-    """Records appended to `path` after `offset` until `stopped()` is true and the file is drained."""
+                   poll: float = 0.05, wake: threading.Event | None = None) -> Iterator[LogRecord]:
+    """Records appended to `path` after `offset` until `stopped()` is true and the file is drained.
+    Between polls it sleeps `poll` seconds, or less when `wake` is set (the caller's stop event: the
+    final drain then starts at once instead of up to `poll` later)."""
     partial = b""
     try:
         f = open(path, "rb")  # noqa: SIM115 - closed below; the generator may be abandoned early
@@ -226,7 +229,10 @@ def follow_records(path: Path, offset: int, opts: LogOptions, stopped: Callable[
                 continue
             if done:
                 return
-            time.sleep(poll)
+            if wake is not None:
+                wake.wait(poll)
+            else:
+                time.sleep(poll)
     finally:
         f.close()
 

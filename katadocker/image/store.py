@@ -49,7 +49,6 @@ from katadocker.errors import (
     NotFound,
 )
 from katadocker.image.reference import Reference, parse_reference
-from katadocker.image.unpack import check_layer_media_type, unpack_layer
 from katadocker.state.atomic import read_json, write_bytes, write_json
 from katadocker.state.lock import locked
 from katadocker.state.paths import StateRoot
@@ -206,6 +205,9 @@ class LayerStore:
         verified, so a crash or error leaves no layer behind. Raises DigestMismatch, UnsafeLayer,
         BadLayer.
         """
+        # imported here: tarfile and the decompressors are not needed by the container monitor
+        from katadocker.image.unpack import check_layer_media_type, unpack_layer
+
         check_layer_media_type(media_type)
         hexpart = _hex(expected_diff_id)
         with locked(self.state.locks, f"layer-{hexpart}"):

@@ -98,8 +98,9 @@ def gateway_for(subnet: IPv4Network, gateway: str | None = None) -> IPv4Address:
 
 def _transfer_net(subnet: IPv4Network, gateway: IPv4Address) -> IPv4Network:
     """The last /30 of `subnet` that does not hold the gateway."""
-    quads = list(subnet.subnets(new_prefix=30))
-    return next(q for q in reversed(quads) if gateway not in q)
+    # computed, not enumerated: listing a /16's 16384 quads took ~0.17 s of every container start
+    last = IPv4Network(f"{subnet.broadcast_address - 3}/30")
+    return last if gateway not in last else IPv4Network(f"{last.network_address - 4}/30")
 
 
 def transfer_link(subnet: IPv4Network, gateway: IPv4Address) -> tuple[IPv4Interface, IPv4Interface]:

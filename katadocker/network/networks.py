@@ -217,20 +217,43 @@ def _ip_forward(settings: Settings) -> bool:
 
 
 def _realize(record: dict, host_forwarding: bool = True) -> None:
-    """Build (or rebuild, idempotently) the host objects of `record`."""
+    """Build (or rebuild, idempotently) the host objects of `record`; then mark them built
+    (`_realized`)."""
     priv = _private(record)
+    priv.pop("Realized", None)
     net, gw, mtu = _subnet(record), _gateway(record), priv["Mtu"]
     ns = priv["Netns"]
     netns.create(ns)
     netns.setup_bridge(ns, ipaddress.IPv4Interface(f"{gw}/{net.prefixlen}"), mtu)
-    if record["Internal"]:
-        return
-    ns_side, host_side = ipam.transfer_link(net, gw)
-    netns.add_uplink(ns, priv["HostLink"], host_side, ns_side, net, mtu, host_forwarding)
-    if isolation.available():
-        isolation.install(ns)
-    if priv["Nat"]:
-        nat.add(priv["Nat"], ns, str(net), priv["HostLink"])
+    if not record["Internal"]:
+        ns_side, host_side = ipam.transfer_link(net, gw)
+        netns.add_uplink(ns, priv["HostLink"], host_side, ns_side, net, mtu, host_forwarding)
+        if isolation.available():
+            isolation.install(ns)
+        if priv["Nat"]:
+            nat.add(priv["Nat"], ns, str(net), priv["HostLink"])
+    priv["Realized"] = _namespace_identity(ns)
+
+
+def _namespace_identity(ns: str) -> str | None:
+    """This boot's identity of the namespace `ns` (boot id + the namespace's inode), None if absent:
+    a namespace deleted and re-made, or a reboot, gives a different one."""
+    try:
+        inode = (netns.NETNS_DIR / ns).stat().st_ino
+        return f"{Path('/proc/sys/kernel/random/boot_id').read_text().strip()}:{inode}"
+    except OSError:
+        return None
+
+
+def _realized(record: dict) -> bool:
+    """Whether `_realize` completed for the namespace that exists now and the host-side veth is still
+    there. `attach` then skips rebuilding: rebuilding runs `nft` (isolation, NAT) and netlink round
+    trips, ~0.2 s of every container start on a loaded 2-core host."""
+    priv = _private(record)
+    identity = priv.get("Realized")
+    if identity is None or identity != _namespace_identity(priv["Netns"]):
+        return False
+    return record["Internal"] or Path("/sys/class/net", priv["HostLink"]).exists()
 
 
 def _teardown(record: dict) -> None:
@@ -376,7 +399,8 @@ def attach(settings: Settings, network_name: str, container_id: str, container_n
             record["Containers"][container_id] = existing
             priv["Endpoints"][container_id] = {"Aliases": list(aliases), "Tap": f"tap{container_id[:11]}"}
         endpoint = priv["Endpoints"][container_id]
-        _realize(record, _ip_forward(settings))
+        if not _realized(record):
+            _realize(record, _ip_forward(settings))
         netns.add_tap(priv["Netns"], endpoint["Tap"], priv["Mtu"])
         _save(settings, record)
         if connecting:

@@ -47,6 +47,10 @@ KERNEL_CMDLINE: tuple[str, ...] = (
     "no_timer_check",           # skip the IO-APIC timer sanity check (slow and pointless on emulated timers)
     "i8042.noaux",              # no PS/2 mouse probing (the keyboard controller is only used for resets)
     "cryptomgr.notests",        # skip crypto self-tests at boot: seconds of pure computation under TCG
+    "init_on_alloc=0",          # don't zero every kernel page/slab allocation (Debian turns it on): pure
+                                # memset under TCG; bare boot 3.04 -> 2.83 s, agent VM to process started
+                                # 4.97 -> 4.50 s (medians, loaded host); a hardening within the guest,
+                                # which is one trust domain with its container (as mitigations=off)
     "rcupdate.rcu_expedited=1", # expedited RCU grace periods: fewer waits during boot and module loading
     "nowatchdog",               # no soft-lockup watchdog: an emulated guest on a busy host is often "stuck"
     "mitigations=off",          # no speculative-execution mitigations: the VM boundary is the isolation,
