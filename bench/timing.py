@@ -1,4 +1,4 @@
-"""Shared timing for the benchmarks: alternate candidate and baseline, report medians and the ratio."""
+"""Shared timing for the benchmarks: alternate candidate and baselines, report medians and the ratios."""
 
 from __future__ import annotations
 
@@ -19,11 +19,24 @@ def compare(name: str, candidate: Callable[[], float], baseline: Callable[[], fl
             baseline_name: str = "baseline") -> float:
     """Run candidate and baseline alternately `rounds` times each; print medians and the ratio
     candidate/baseline (below 1.0: katadocker is faster). Returns the ratio."""
-    cand, base = [], []
+    return compare_all(name, candidate, {baseline_name: baseline}, rounds)[baseline_name]
+
+
+def compare_all(name: str, candidate: Callable[[], float], baselines: dict[str, Callable[[], float]],
+                rounds: int) -> dict[str, float]:
+    """Like `compare` with several baselines: each round runs the candidate, then every baseline in
+    turn. Prints the medians and one ratio candidate/baseline per baseline; returns the ratios."""
+    cand: list[float] = []
+    base: dict[str, list[float]] = {b: [] for b in baselines}
     for _ in range(rounds):
         cand.append(candidate())
-        base.append(baseline())
-    c, b = statistics.median(cand), statistics.median(base)
-    print(f"{name}: katadocker {c * 1000:.0f} ms, {baseline_name} {b * 1000:.0f} ms, ratio {c / b:.2f} "
-          f"(median of {rounds})")
-    return c / b
+        for b, run in baselines.items():
+            base[b].append(run())
+    c = statistics.median(cand)
+    ratios = {}
+    for b, times in base.items():
+        m = statistics.median(times)
+        ratios[b] = c / m
+        print(f"{name}: katadocker {c * 1000:.0f} ms, {b} {m * 1000:.0f} ms, ratio {c / m:.2f} "
+              f"(median of {rounds})")
+    return ratios

@@ -17,6 +17,11 @@ the uncompressed stream (the layer's diff ID) and applies each entry itself, nev
   ``trusted.overlay.`` are dropped: a layer must not forge overlayfs metadata.
 - An existing path is replaced by a later entry of the same name unless both are directories.
 
+Speed: decompression (one zlib/zstd call per multi-MiB chunk) and the diff-ID hash run in a reader
+thread (`_ThreadedReader`; both release the GIL) while the calling thread parses the tar and creates
+the files. A new entry is created first and its path looked at only when that fails (an existing
+name is rare); a regular file gets its owner, mode, xattrs and mtime through its open fd.
+
 Needs root (chown, mknod, trusted xattrs). On any failure the target directory is removed.
 """
 
@@ -28,9 +33,11 @@ import gzip
 import hashlib
 import os
 import posixpath
+import queue
 import shutil
 import stat
 import tarfile
+import threading
 import zlib
 from collections import OrderedDict
 from collections.abc import Callable
@@ -52,6 +59,8 @@ _PAX_XATTR_PREFIX = "SCHILY.xattr."
 _FORBIDDEN_XATTR_PREFIX = "trusted.overlay."
 _CHUNK = 1 << 20
 _TAR_BLOCK = 64 << 10
+_BIG_CHUNK = 4 << 20  # the most one decompressing read returns
+_QUEUE_CHUNKS = 4  # decompressed chunks (of _CHUNK) read ahead of the tar parser
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 # Layer media types katadocker can unpack (OCI and Docker v2s2, distributable or not).
@@ -93,10 +102,62 @@ class _HashingReader:
         self.sha256.update(data)
         return data
 
-    def drain(self) -> None:
-        """Read (and hash) the stream to its end: tar padding after the end-of-archive marker counts."""
-        while self.read(_CHUNK):
-            pass
+
+class _ThreadedReader:
+    """Reads `source` to its end in a thread, `_QUEUE_CHUNKS` chunks ahead of the consumer.
+
+    The producer thread does the decompression and hashing (zlib, zstd and hashlib release the GIL),
+    so it runs on another core while the consumer parses the tar and creates files. An exception in
+    the producer (a corrupt stream, or one raised by an `on_progress` callback) is raised by the
+    consumer's next `read`. `close()` stops the producer and waits for it.
+    """
+
+    def __init__(self, source: _Reader) -> None:
+        self._queue: queue.Queue[bytes | BaseException] = queue.Queue(_QUEUE_CHUNKS)
+        self._stop = threading.Event()
+        self._buf = memoryview(b"")
+        self._eof = False
+        self._thread = threading.Thread(target=self._produce, args=(source,), name="unpack-read",
+                                        daemon=True)
+        self._thread.start()
+
+    def _put(self, item: bytes | BaseException) -> bool:
+        """Queue `item` unless the consumer has gone away; False when stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self, source: _Reader) -> None:
+        try:
+            while data := source.read(_BIG_CHUNK):
+                if not self._put(data):
+                    return
+            self._put(b"")
+        except BaseException as e:  # handed to the consumer, which raises it
+            self._put(e)
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            return b"".join(iter(lambda: self.read(_CHUNK), b""))
+        if not self._buf and not self._eof:
+            item = self._queue.get()
+            if isinstance(item, BaseException):
+                self._eof = True
+                raise item
+            if not item:
+                self._eof = True
+            self._buf = memoryview(item)
+        data = bytes(self._buf[:size])
+        self._buf = self._buf[size:]
+        return data
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class _CountingReader:
@@ -123,15 +184,65 @@ def check_layer_media_type(media_type: str | None) -> None:
 def _decompressed(raw: IO[bytes], on_progress: Callable[[int], None] | None) -> _Reader:
     """The uncompressed stream of `raw`, chosen by its magic bytes (the media type is only a hint).
 
-    `on_progress` gets the count of compressed bytes consumed so far."""
+    `on_progress` gets the count of compressed bytes consumed so far. Reads return large chunks
+    (up to `_BIG_CHUNK`) made by one call into zlib/zstd each, which release the GIL: run in the
+    reader thread, decompression then needs next to no GIL time (see `_ThreadedReader`)."""
     head = raw.read(4)
     raw.seek(0)
     source: _Reader = _CountingReader(raw, on_progress) if on_progress else raw
     if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=source, mode="rb")  # type: ignore[arg-type]  # needs only read()
+        return _GunzipReader(source)
     if head == ZSTD_MAGIC:
-        return zstandard.ZstdDecompressor().stream_reader(source, read_across_frames=True, closefd=False)
+        return zstandard.ZstdDecompressor().stream_reader(source, read_size=_CHUNK, read_across_frames=True,
+                                                          closefd=False)
     return source
+
+
+class _GunzipReader:
+    """Decompresses a gzip stream (one or more members, trailing zero padding allowed, as
+    `gzip.GzipFile` reads it) with one ``zlib`` call per read; CRC and length are checked by zlib.
+
+    Raises zlib.error on corrupt data (garbage after a member included), EOFError when the stream
+    is truncated."""
+
+    def __init__(self, source: _Reader) -> None:
+        self._source = source
+        self._zlib = zlib.decompressobj(wbits=31)  # gzip header and trailer
+        self._pending = b""  # compressed bytes not yet given to zlib
+        self._eof = False
+
+    def read(self, size: int = -1) -> bytes:
+        limit = _BIG_CHUNK if size < 0 else min(size, _BIG_CHUNK)
+        while not self._eof:
+            if not self._pending and not self._zlib.unconsumed_tail:
+                self._pending = self._source.read(_CHUNK)
+                if not self._pending:
+                    if not self._zlib.eof:
+                        raise EOFError("Compressed file ended before the end-of-stream marker was reached")
+                    self._eof = True
+                    break
+            data = self._zlib.unconsumed_tail or self._pending
+            if data is self._pending:
+                self._pending = b""
+            out = self._zlib.decompress(data, limit)
+            if self._zlib.eof:
+                self._next_member()
+            if out:
+                return out
+        return b""
+
+    def _next_member(self) -> None:
+        """After a member's end: skip zero padding, then start the next member (zlib checks its
+        header) or end the stream."""
+        rest = self._zlib.unused_data + self._pending
+        self._pending = b""
+        while not (rest := rest.lstrip(b"\0")):
+            rest = self._source.read(_CHUNK)
+            if not rest:
+                self._eof = True
+                return
+        self._zlib = zlib.decompressobj(wbits=31)
+        self._pending = rest
 
 
 def entry_parts(name: str) -> list[str]:
@@ -297,36 +408,68 @@ class _Extractor:
     def _entry(
         self, tar: tarfile.TarFile, dir_fd: int, leaf: str, parts: list[str], member: tarfile.TarInfo
     ) -> None:
-        """Create one ordinary entry named `leaf` in `dir_fd`, then set its metadata."""
-        self._clear(dir_fd, leaf, keep_dir=member.isdir())
-        if member.isdir():
-            # An earlier entry may have made it: keep its contents, update its metadata.
-            with contextlib.suppress(FileExistsError):
-                os.mkdir(leaf, 0o700, dir_fd=dir_fd)
-            self._dir_times.append((parts, _mtime_ns(member)))
-        elif member.isreg():
+        """Create one ordinary entry named `leaf` in `dir_fd`, then set its metadata.
+
+        Creation is tried first (an existing path is the rare case: only then is it looked at and
+        cleared, and creation retried), so a new entry costs no extra stat."""
+        if member.isreg():
             self._write_file(tar, dir_fd, leaf, member)
-        elif member.issym():
-            os.symlink(member.linkname, leaf, dir_fd=dir_fd)
-        elif member.islnk():
-            self._hardlink(dir_fd, leaf, member)
+            return  # metadata set on the open file
+        if member.islnk():
+            self._replacing(dir_fd, leaf, lambda: self._hardlink(dir_fd, leaf, member))
             return  # a hardlink shares its target's inode and metadata
+        if member.isdir():
+            try:
+                os.mkdir(leaf, 0o700, dir_fd=dir_fd)
+            except FileExistsError:
+                # An earlier directory of that name keeps its contents (metadata updated below);
+                # anything else there is replaced.
+                self._clear(dir_fd, leaf, keep_dir=True)
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(leaf, 0o700, dir_fd=dir_fd)
+            self._dir_times.append((parts, _mtime_ns(member)))
+        elif member.issym():
+            self._replacing(dir_fd, leaf, lambda: os.symlink(member.linkname, leaf, dir_fd=dir_fd))
         elif member.ischr() or member.isblk():
             kind = stat.S_IFCHR if member.ischr() else stat.S_IFBLK
-            os.mknod(leaf, kind | 0o600, os.makedev(member.devmajor, member.devminor), dir_fd=dir_fd)
+            device = os.makedev(member.devmajor, member.devminor)
+            self._replacing(dir_fd, leaf, lambda: os.mknod(leaf, kind | 0o600, device, dir_fd=dir_fd))
         elif member.isfifo():
-            os.mkfifo(leaf, 0o600, dir_fd=dir_fd)
+            self._replacing(dir_fd, leaf, lambda: os.mkfifo(leaf, 0o600, dir_fd=dir_fd))
         else:
             raise BadLayer(f"layer entry {member.name!r} has unsupported tar type {member.type!r}")
         self._set_metadata(dir_fd, leaf, member)
 
+    def _replacing(self, dir_fd: int, leaf: str, create: Callable[[], object]) -> None:
+        """`create()` the (non-directory) entry `leaf`; if something is already there, remove it
+        (recursively) and create again."""
+        try:
+            create()
+        except FileExistsError:
+            self._clear(dir_fd, leaf, keep_dir=False)
+            create()
+
     def _write_file(self, tar: tarfile.TarFile, dir_fd: int, leaf: str, member: tarfile.TarInfo) -> None:
+        """Write a regular file, then set owner, mode, xattrs and mtime on its open fd."""
         src = tar.extractfile(member)
         assert src is not None  # a regular file always has a data stream
-        fd = os.open(leaf, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600,
-                     dir_fd=dir_fd)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        try:
+            fd = os.open(leaf, flags, 0o600, dir_fd=dir_fd)
+        except FileExistsError:
+            self._clear(dir_fd, leaf, keep_dir=False)
+            fd = os.open(leaf, flags, 0o600, dir_fd=dir_fd)
         with os.fdopen(fd, "wb") as dst:
-            shutil.copyfileobj(src, dst, _CHUNK)
+            if member.size:
+                shutil.copyfileobj(src, dst, _CHUNK)
+                dst.flush()
+            # Owner, then mode (chown clears setuid bits), xattrs (after chown: it clears
+            # capabilities), mtime last.
+            os.fchown(fd, member.uid, member.gid)
+            os.fchmod(fd, member.mode)
+            self._set_xattrs(fd, member)
+            mtime = _mtime_ns(member)
+            os.utime(fd, ns=(mtime, mtime))
         self.size += member.size
 
     def _hardlink(self, dir_fd: int, leaf: str, member: tarfile.TarInfo) -> None:
@@ -363,10 +506,14 @@ class _Extractor:
             os.utime(leaf, ns=(mtime, mtime), dir_fd=dir_fd, follow_symlinks=False)
 
     @staticmethod
-    def _set_xattrs(path: str, member: tarfile.TarInfo) -> None:
+    def _set_xattrs(path: str | int, member: tarfile.TarInfo) -> None:
+        """Set the entry's xattrs on `path` (never following a symlink) or on an open fd."""
         for attr, value in _xattrs(member).items():
             try:
-                os.setxattr(path, attr, value, follow_symlinks=False)
+                if isinstance(path, int):
+                    os.setxattr(path, attr, value)
+                else:
+                    os.setxattr(path, attr, value, follow_symlinks=False)
             except OSError as e:
                 if e.errno != errno.ENOTSUP:
                     raise
@@ -418,19 +565,24 @@ def _unpack(blob: Path, target: Path, on_progress: Callable[[int], None] | None)
     extractor = _Extractor(root_fd)
     try:
         with open(blob, "rb") as raw:
-            reader = _HashingReader(_decompressed(raw, on_progress))
-            _each_entry(reader, extractor.apply)
-            reader.drain()
+            hashing = _HashingReader(_decompressed(raw, on_progress))
+            reader = _ThreadedReader(hashing)  # decompresses and hashes on another core
+            try:
+                _each_entry(reader, extractor.apply)
+                while reader.read(_CHUNK):  # tar padding after the end-of-archive marker counts
+                    pass
+            finally:
+                reader.close()
             extractor.finish()
     except (tarfile.TarError, zlib.error, EOFError, gzip.BadGzipFile, zstandard.ZstdError) as e:
         raise BadLayer(f"layer {blob.name} is corrupt: {e}") from None
     finally:
         extractor.close()
         os.close(root_fd)
-    return UnpackResult(diff_id="sha256:" + reader.sha256.hexdigest(), size=extractor.size)
+    return UnpackResult(diff_id="sha256:" + hashing.sha256.hexdigest(), size=extractor.size)
 
 
-def _each_entry(reader: _HashingReader, apply: Callable[[tarfile.TarFile, tarfile.TarInfo], None]) -> None:
+def _each_entry(reader: _Reader, apply: Callable[[tarfile.TarFile, tarfile.TarInfo], None]) -> None:
     """Stream the tar (mode ``r|``: one pass, no seeking) and hand every entry to `apply`."""
     # A modest block size: tarfile's stream re-slices its whole buffer on every small read.
     with tarfile.open(fileobj=reader, mode="r|", bufsize=_TAR_BLOCK) as tar:

@@ -147,6 +147,38 @@ def test_multi_frame_zstd(tmp_path: Path) -> None:
     assert (out / "f").stat().st_size == 3000
 
 
+def test_multi_member_gzip_with_zero_padding(tmp_path: Path) -> None:
+    """Read as gzip.GzipFile reads it: members one after another, zero bytes after the last."""
+    plain = make_tar(entry("f", data=os.urandom(300_000)), entry("g", data=b"x" * 5_000_000))
+    out = unpack(tmp_path, gzip.compress(plain[:70_000]) + gzip.compress(plain[70_000:]) + b"\0" * 4096,
+                 "sha256:" + hashlib.sha256(plain).hexdigest())
+    assert (out / "g").read_bytes() == b"x" * 5_000_000
+
+
+@pytest.mark.parametrize("damage", [lambda d: d + b"junk", lambda d: d[:-4] + bytes(4 - i for i in range(4)),
+                                    lambda d: d[:-1]], ids=["trailing-garbage", "bad-crc", "truncated"])
+def test_damaged_gzip_is_bad_layer(tmp_path: Path, damage) -> None:
+    data = gzip.compress(make_tar(entry("f", data=os.urandom(5000))))
+    with pytest.raises(BadLayer, match="corrupt"):
+        unpack(tmp_path, damage(data))
+    assert not (tmp_path / "out").exists()
+
+
+def test_progress_callback_error_aborts_and_leaves_nothing(tmp_path: Path) -> None:
+    """An exception raised by on_progress (a cancelled pull) stops the unpack and removes the target."""
+    blob = tmp_path / "blob"
+    blob.write_bytes(gzip.compress(make_tar(*(entry(f"f{i}", data=os.urandom(100_000)) for i in range(40)))))
+    out = tmp_path / "out"
+    out.mkdir()
+
+    def cancel(done: int) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        unpack_layer(blob, out, None, cancel)
+    assert not out.exists()
+
+
 def test_diff_id_mismatch_removes_target(tmp_path: Path) -> None:
     with pytest.raises(DigestMismatch, match="diff ID"):
         unpack(tmp_path, make_tar(entry("f", data=b"1")), "sha256:" + "0" * 64)
