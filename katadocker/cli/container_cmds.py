@@ -233,12 +233,17 @@ def start(
                              detach_keys=detach_keys))
 
 
+# stop and restart take the same two flags.
+StopTimeoutOpt = Annotated[int | None, typer.Option("-t", "--timeout", "--time",
+                                                    help="Seconds to wait before killing the container")]
+StopSignalOpt = Annotated[str | None, typer.Option("-s", "--signal", help="Signal to send to the container")]
+
+
 @command("stop", group="container")
 def stop(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    timeout: int = typer.Option(None, "-t", "--timeout", "--time",
-            help="Seconds to wait before killing the container"),
-    signal_: str = typer.Option(None, "-s", "--signal", help="Signal to send to the container"),
+    timeout: StopTimeoutOpt = None,
+    signal_: StopSignalOpt = None,
 ) -> None:
     """Stop one or more running containers"""
     from katadocker.engine import containers
@@ -262,9 +267,8 @@ def kill(
 @command("restart", group="container")
 def restart(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    timeout: int = typer.Option(None, "-t", "--timeout", "--time",
-            help="Seconds to wait before killing the container"),
-    signal_: str = typer.Option(None, "-s", "--signal", help="Signal to send to the container"),
+    timeout: StopTimeoutOpt = None,
+    signal_: StopSignalOpt = None,
 ) -> None:
     """Restart one or more containers"""
     from katadocker.engine import containers
@@ -393,9 +397,9 @@ def ps(
         if "=" not in f:
             raise _usage(f'invalid argument "{f}" for "-f, --filter" flag: bad format of filter '
                          "(expected name=value)")
-    if format_ and quiet:
-        sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
-        format_ = None
+    from katadocker.cli import render
+
+    format_ = render.quiet_wins(quiet, format_)
     wants_size = size or bool(format_ and ".Size" in format_)
     summaries = containers.list_containers(_settings(), all=all_, filters=filter_ or [],
                                            last=1 if latest else last, size=wants_size)
@@ -407,7 +411,6 @@ def ps(
     template = format_ or (PS_TABLE + ("\t{{.Size}}" if size else ""))
     if template == "table":
         template = PS_TABLE + ("\t{{.Size}}" if size else "")
-    from katadocker.cli import render
 
     out = render.format_list(template, rows, PS_HEADERS, template)
     if out:
@@ -494,14 +497,12 @@ def prune(
             help='Provide filter values (e.g. "until=<timestamp>")')] = None,
 ) -> None:
     """Remove all stopped containers"""
+    from katadocker.cli import render
     from katadocker.engine import containers
     from katadocker.engine.logs import parse_timestamp
 
-    if not force:
-        typer.echo("WARNING! This will remove all stopped containers.")
-        answer = input("Are you sure you want to continue? [y/N] ") if sys.stdin.isatty() else ""
-        if answer.strip().lower() not in ("y", "yes"):
-            return
+    if not force and not render.confirm("WARNING! This will remove all stopped containers."):
+        return
     until, labels = None, []
     for f in filter_ or []:
         key, _, value = f.partition("=")

@@ -222,13 +222,6 @@ def tag(
     images.tag_image(context.settings(), source, target)
 
 
-def _confirm(message: str) -> bool:
-    """docker's prompt: ``<message>\\nAre you sure you want to continue? [y/N] `` on stdout."""
-    typer.echo(f"{message}\nAre you sure you want to continue? [y/N] ", nl=False)
-    answer = sys.stdin.readline().strip().lower()
-    return answer in ("y", "yes")
-
-
 @command("prune", panel=None, group="image")
 def prune(
     all_: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just dangling ones"),
@@ -242,7 +235,7 @@ def prune(
     filters = images.parse_filters(list(filter_ or []), images.PRUNE_FILTERS)
     warning = ("WARNING! This will remove all images without at least one container associated to them."
                if all_ else "WARNING! This will remove all dangling images.")
-    if not force and not _confirm(warning):
+    if not force and not render.confirm(warning):
         return
     items, reclaimed = images.prune_images(context.settings(), all_, filters)
     if items:

@@ -7,7 +7,6 @@ SCOPE`` table sorted by name, ``inspect`` a 4-space-indented JSON array, ``rm`` 
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -105,9 +104,8 @@ def network_ls(
     networks.ensure_default(settings)
     records = [r for r in networks.list_networks(settings) if _matches(r, filters)]
     rows = [_ls_row(r, no_trunc) for r in records]
-    if quiet and format_:
-        sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
-    render.print_list("{{.ID}}" if quiet else format_, rows, LS_HEADERS, LS_TABLE)
+    fmt = render.quiet_wins(quiet, format_)
+    render.print_list("{{.ID}}" if quiet else fmt, rows, LS_HEADERS, LS_TABLE)
 
 
 @command("inspect", group="network", panel=None)
@@ -166,11 +164,11 @@ def network_prune(
         if key != "label":
             raise InvalidArgument(f"invalid filter '{key}'")
     labels = filters.get("label", [])
-    if not force:
-        typer.echo("WARNING! This will remove all custom networks not used by at least one container.\n"
-                   "Are you sure you want to continue? [y/N] ", nl=False)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
+    from katadocker.cli import render
+
+    warning = "WARNING! This will remove all custom networks not used by at least one container."
+    if not force and not render.confirm(warning):
+        return
     removed = networks.prune(_settings(), labels)
     if removed:
         typer.echo("Deleted Networks:\n" + "\n".join(removed))

@@ -88,6 +88,30 @@ def _execute_row(template: gotemplate.Template, row: Any) -> str:
         raise gotemplate.TemplateError(f"template parsing error: {e.message}") from None
 
 
+CONTINUE = "Are you sure you want to continue?"
+
+
+def confirm(warning: str) -> bool:
+    """docker's prune prompt: `warning`, then ``Are you sure you want to continue? [y/N] `` on stdout
+    (`warning` may end with that question already); True when a line read from stdin says y/yes.
+    Like docker it reads stdin even when it is not a terminal, so ``echo y | … prune`` works."""
+    question = warning if warning.endswith(CONTINUE) else f"{warning}\n{CONTINUE}"
+    sys.stdout.write(question + " [y/N] ")
+    sys.stdout.flush()
+    return sys.stdin.readline().strip().lower() in ("y", "yes")
+
+
+QUIET_WINS = "WARNING: Ignoring custom format, because both --format and --quiet are set.\n"
+
+
+def quiet_wins(quiet: bool, fmt: str | None) -> str | None:
+    """docker's rule for list commands: ``-q`` beats ``--format`` (with a warning on stderr).
+    Returns the format to use (None when quiet)."""
+    if quiet and fmt:
+        sys.stderr.write(QUIET_WINS)
+    return None if quiet else fmt
+
+
 def print_list(fmt: str | None, rows: Sequence[Any], headers: Mapping[str, str], default: str) -> None:
     """`format_list` written to stdout."""
     _write(format_list(fmt, rows, headers, default))

@@ -210,17 +210,16 @@ def system_prune(
     volumes: bool = typer.Option(False, "--volumes", help="Prune anonymous volumes"),
 ) -> None:
     """Remove unused data"""
-    import sys
 
     from katadocker.cli import context
     from katadocker.engine import images, system
     from katadocker.units import human_size
 
     filters = images.parse_filters(list(filter_ or []), system.PRUNE_FILTERS)
-    if not force:
-        typer.echo(prune_warning(all_, volumes, filters) + " [y/N] ", nl=False)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
-            return
+    from katadocker.cli import render
+
+    if not force and not render.confirm(prune_warning(all_, volumes, filters)):
+        return
     report = system.prune(context.settings(), all_, volumes, filters)
     sections = [("Deleted Containers:", report.containers), ("Deleted Networks:", report.networks),
                 ("Deleted Volumes:", report.volumes),

@@ -8,7 +8,6 @@ lists what it deleted and the space reclaimed (anonymous volumes only, unless ``
 
 from __future__ import annotations
 
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -85,9 +84,8 @@ def volume_ls(
     store = VolumeStore(_settings())
     rows = [_ls_row(v) for v in store.all()
             if _matches(v, "dangling" in filters and bool(store.users(v["Name"])), filters)]
-    if quiet and format_:
-        sys.stderr.write("WARNING: Ignoring custom format, because both --format and --quiet are set.\n")
-    render.print_list("{{.Name}}" if quiet else format_, rows, LS_HEADERS, LS_TABLE)
+    fmt = render.quiet_wins(quiet, format_)
+    render.print_list("{{.Name}}" if quiet else fmt, rows, LS_HEADERS, LS_TABLE)
 
 
 @command("inspect", group="volume", panel=None)
@@ -140,11 +138,11 @@ def volume_prune(
 
     filters = parse_filters(filter_ or [], ("label", "all"))
     all_ = all_ or any(v.lower() in ("true", "1") for v in filters.get("all", []))
+    from katadocker.cli import render
+
     if not force:
         what = "all local volumes" if all_ else "anonymous local volumes"
-        typer.echo(f"WARNING! This will remove {what} not used by at least one container.\n"
-                   "Are you sure you want to continue? [y/N] ", nl=False)
-        if sys.stdin.readline().strip().lower() not in ("y", "yes"):
+        if not render.confirm(f"WARNING! This will remove {what} not used by at least one container."):
             return
     removed, reclaimed = VolumeStore(_settings()).prune(all_, filters.get("label", []))
     if removed:

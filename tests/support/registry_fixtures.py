@@ -20,37 +20,34 @@ def _needs_registry() -> None:
             pytest.fail(f"{tool} is not installed: run scripts/setup")
 
 
+def _serve(factory: pytest.TempPathFactory, name: str, mode: str,
+           **kwargs: bool) -> Iterator[RunningRegistry]:
+    """Start a registry in `mode` for the session; stop it when the session ends."""
+    _needs_registry()
+    running = start_registry(factory.mktemp(name), mode, **kwargs)
+    yield running
+    running.stop()
+
+
 @pytest.fixture(scope="session")
 def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """An anonymous registry (pull and push for anyone)."""
-    _needs_registry()
-    running = start_registry(tmp_path_factory.mktemp("registry"), "anonymous")
-    yield running
-    running.stop()
+    yield from _serve(tmp_path_factory, "registry", "anonymous")
 
 
 @pytest.fixture(scope="session")
 def auth_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A registry with htpasswd basic auth for USERNAME/PASSWORD."""
-    _needs_registry()
-    running = start_registry(tmp_path_factory.mktemp("auth-registry"), "basic")
-    yield running
-    running.stop()
+    yield from _serve(tmp_path_factory, "auth-registry", "basic")
 
 
 @pytest.fixture(scope="session")
 def token_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A registry with Docker Hub's bearer-token auth (`registry.token_server` issues the tokens)."""
-    _needs_registry()
-    running = start_registry(tmp_path_factory.mktemp("token-registry"), "token")
-    yield running
-    running.stop()
+    yield from _serve(tmp_path_factory, "token-registry", "token")
 
 
 @pytest.fixture(scope="session")
 def redirecting_registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningRegistry]:
     """A basic-auth registry whose blob GETs redirect to `registry.cdn` (which ignores Range)."""
-    _needs_registry()
-    running = start_registry(tmp_path_factory.mktemp("redirect-registry"), "basic", redirect_blobs=True)
-    yield running
-    running.stop()
+    yield from _serve(tmp_path_factory, "redirect-registry", "basic", redirect_blobs=True)
