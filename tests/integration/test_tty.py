@@ -19,19 +19,24 @@ pytestmark = pytest.mark.vm
 
 
 class Tmux:
-    """One detached tmux session running a shell command line in a terminal of a given size."""
+    """One detached tmux session running a shell command line in a terminal of a given size.
+
+    Each terminal gets its own tmux server (socket ``-L <name>``): with one shared server, a
+    test's ``kill-session`` of the last session shuts the server down while the next test's
+    ``new-session`` may be connecting to it ("server exited unexpectedly")."""
 
     def __init__(self, kd: Katadocker, command: str, cols: int = 100, rows: int = 30) -> None:
         self.name = f"kd-{uuid.uuid4().hex[:8]}"
+        self._tmux = ["tmux", "-L", self.name]
         env = " ".join(f"{k}={shlex.quote(v)}" for k, v in kd.env().items()
                        if k.startswith(("KATADOCKER", "DOCKER_CONFIG")))
         line = f"env {env} {command}; echo rc=$?; stty -a | tr ' ' '\\n' | grep -x -- '-*icanon'; sleep 600"
-        subprocess.run(["tmux", "new-session", "-d", "-s", self.name, "-x", str(cols), "-y", str(rows),
+        subprocess.run([*self._tmux, "new-session", "-d", "-s", self.name, "-x", str(cols), "-y", str(rows),
                         "sh", "-c", line], check=True)
 
     def screen(self) -> str:
         """The pane's text, trailing blanks of each line removed."""
-        text = subprocess.run(["tmux", "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name],
+        text = subprocess.run([*self._tmux, "capture-pane", "-p", "-J", "-S", "-200", "-t", self.name],
                               capture_output=True, text=True, check=True).stdout
         return "\n".join(line.rstrip() for line in text.splitlines())
 
@@ -43,18 +48,18 @@ class Tmux:
         return screen
 
     def keys(self, *keys: str) -> None:
-        subprocess.run(["tmux", "send-keys", "-t", self.name, *keys], check=True)
+        subprocess.run([*self._tmux, "send-keys", "-t", self.name, *keys], check=True)
 
     def type(self, text: str) -> None:
         self.keys("-l", text)
         self.keys("Enter")
 
     def resize(self, cols: int, rows: int) -> None:
-        subprocess.run(["tmux", "resize-window", "-t", self.name, "-x", str(cols), "-y", str(rows)],
+        subprocess.run([*self._tmux, "resize-window", "-t", self.name, "-x", str(cols), "-y", str(rows)],
                        check=True)
 
     def close(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.name], capture_output=True)
+        subprocess.run([*self._tmux, "kill-server"], capture_output=True)
 
 
 KD = f"{sys.executable} -m katadocker"
