@@ -1,4 +1,4 @@
-"""`version`, `info`, `events`, `system df`, `system prune` (and `system prepare`)."""
+"""`version`, `info`, `events`, `system df`, `system prune` (and `system prepare`, `system build-kernel`)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,19 @@ def prepare() -> None:
     typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
     typer.echo(f"initramfs  {assets.initramfs}")
     typer.echo(f"accel      {assets.accel.name} ({assets.accel.reason})")
+
+
+@command("build-kernel", panel=None, group="system")
+def build_kernel(
+    jobs: int = typer.Option(None, "-j", "--jobs", help="Parallel compile jobs (default: one per CPU)",
+                             show_default=False),
+    force: bool = typer.Option(False, "--force", help="Rebuild even when a build of the same inputs exists"),
+) -> None:
+    """Build katadocker's own guest kernel from Debian's linux-source package (used from then on)"""
+    from katadocker.cli import context
+    from katadocker.vm.kernel_build import build_kernel as build
+
+    build(context.settings(), progress=lambda msg: typer.echo(msg, err=True), jobs=jobs, force=force)
 
 
 # ---- events -------------------------------------------------------------------------------------

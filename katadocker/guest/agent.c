@@ -455,6 +455,25 @@ static void load_modules(void)
     fclose(f);
 }
 
+/*
+ * Free page reporting (the balloon, see vm/qemu.py) hands free guest RAM back to the host in
+ * blocks of at least 2^PAGE_REPORTING_ORDER pages. The balloon driver registers with the
+ * pageblock order (2 MiB), which leaves every smaller free block touched and counted on the host;
+ * the parameter is writable only after that registration, so it is set here, after the modules.
+ */
+#ifndef PAGE_REPORTING_ORDER
+#define PAGE_REPORTING_ORDER "6"
+#endif
+static void set_page_reporting_order(void)
+{
+    int fd = open("/sys/module/page_reporting/parameters/page_reporting_order", O_WRONLY | O_CLOEXEC);
+    if (fd < 0)
+        return; /* a kernel without page reporting */
+    if (write(fd, PAGE_REPORTING_ORDER, strlen(PAGE_REPORTING_ORDER)) < 0)
+        logmsg("page_reporting_order: %s", strerror(errno));
+    close(fd);
+}
+
 /* Returns the /dev node name of the virtio port whose sysfs name is `name`, or NULL. */
 static char *find_port(const char *name)
 {
@@ -1361,6 +1380,7 @@ int main(int argc, char **argv)
         umask(0);
         boot_mounts();
         load_modules();
+        set_page_reporting_order();
         /* Keep fds 0-2 taken (the kernel leaves them closed without /dev/console), so no pipe
          * gets one of them and collides with dup2() in a child. */
         int fd;

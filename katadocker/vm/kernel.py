@@ -102,7 +102,7 @@ def built_kernel(settings: Settings) -> KernelChoice | None:
                         f"built by katadocker ({base})")
 
 
-def _version_key(version: str) -> list[tuple[int, int | str]]:
+def version_key(version: str) -> list[tuple[int, int | str]]:
     """Sort key ordering ``6.1.0-56`` after ``6.1.0-9`` (numbers compare as numbers)."""
     return [(0, int(p)) if p.isdigit() else (1, p) for p in re.split(r"[.\-+~]", version)]
 
@@ -113,7 +113,7 @@ def cached_debian_kernel(settings: Settings) -> KernelChoice | None:
     versions = [d.name for d in base.glob("*") if (d / "vmlinuz").is_file()] if base.is_dir() else []
     if not versions:
         return None
-    version = max(versions, key=_version_key)
+    version = max(versions, key=version_key)
     d = base / version
     return KernelChoice(d / "vmlinuz", _modules_for(version, d), version, "debian",
                         f"Debian {DEBIAN_METAPACKAGE} package, unpacked in {d}")

@@ -1,9 +1,11 @@
 """Real VM boots (TCG here): guest assets -> virtiofsd -> QEMU -> the agent runs a command in the
 container root.
 
-The guest assets (with the Debian kernel, downloaded once) are built into a persistent state root:
-``KATADOCKER_TEST_ASSETS`` or /var/cache/katadocker-test/state, so later runs only rebuild what
-changed (the agent, when its source changes).
+The guest assets are built into the suite's persistent state root
+(``$KATADOCKER_TEST_CACHE/state``, the one every test state root links its assets to), so later
+runs only rebuild what changed (the agent, when its source changes). Their kernel is katadocker's
+own when scripts/test built it there, else Debian's cloud kernel;
+`test_debian_cloud_kernel_loads_its_modules` boots Debian's either way.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,9 +26,11 @@ from katadocker.errors import VMError
 from katadocker.state.paths import StateRoot
 from katadocker.vm.assets import GuestAssets, ensure_assets
 from katadocker.vm.initramfs import write_cpio
+from katadocker.vm.kernel import KERNEL_ENV, KERNEL_MODULES_ENV, cached_debian_kernel, fetch_debian_kernel
 from katadocker.vm.machine import VirtualMachine
 from katadocker.vm.qemu import ROOTFS_TAG, Share, VMSpec
 from katadocker.vm.virtiofsd import Virtiofsd
+from tests.support import images
 from tests.support.images import busybox_rootfs
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -34,10 +39,14 @@ BOOT_TIMEOUT = 120  # TCG on 2 shared cores: a boot takes ~3 s idle, much longer
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
+def assets_settings() -> Settings:
+    root = images.CACHE / "state"
+    return Settings(state=StateRoot(root), docker_config=root / "docker")
+
+
 @pytest.fixture(scope="session")
 def assets() -> GuestAssets:
-    root = Path(os.environ.get("KATADOCKER_TEST_ASSETS", "/var/cache/katadocker-test/state"))
-    return ensure_assets(Settings(state=StateRoot(root), docker_config=root / "docker"))
+    return ensure_assets(assets_settings())
 
 
 @pytest.fixture
@@ -51,9 +60,9 @@ def vm_spec(assets: GuestAssets, run: Path, shares: tuple[Share, ...]) -> VMSpec
                   qmp_socket=run / "qmp.sock", shares=shares, memory_mib=256)
 
 
-@pytest.fixture
-def booted(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[VirtualMachine, AgentClient]]:
-    """A VM with `rootfs` as its container root, its agent said hello."""
+@contextmanager
+def boot(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[VirtualMachine, AgentClient]]:
+    """A VM with `rootfs` as its container root, its agent said hello; stopped afterwards."""
     run = tmp_path / "run"
     with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
         vm = VirtualMachine(vm_spec(assets, run, (Share(ROOTFS_TAG, fs.socket_path),)))
@@ -70,6 +79,12 @@ def booted(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[
             client.close()
         finally:
             vm.stop()
+
+
+@pytest.fixture
+def booted(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[VirtualMachine, AgentClient]]:
+    with boot(assets, rootfs, tmp_path) as vm_and_client:
+        yield vm_and_client
 
 
 def test_echo_hello_in_the_container_root(booted: tuple[VirtualMachine, AgentClient], rootfs: Path) -> None:
@@ -113,3 +128,21 @@ def test_bogus_kernel_fails_with_qemu_stderr(assets: GuestAssets, tmp_path: Path
         vm.start()
     assert "QEMU exited at startup" in info.value.message
     assert info.value.detail and "QEMU stderr" in info.value.detail and str(bogus) in info.value.detail
+
+
+def test_debian_cloud_kernel_loads_its_modules(rootfs: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Debian's cloud kernel (what katadocker uses until `system build-kernel` ran): its virtio
+    drivers are modules, put into the initramfs and loaded by the agent before it says hello."""
+    settings = assets_settings()
+    debian = cached_debian_kernel(settings) or fetch_debian_kernel(settings)
+    monkeypatch.setenv(KERNEL_ENV, str(debian.vmlinuz))
+    monkeypatch.setenv(KERNEL_MODULES_ENV, str(debian.modules_dir))
+    with boot(ensure_assets(settings), rootfs, tmp_path) as (_, client):
+        proc = client.start(ProcessSpec(args=["sh", "-c", "uname -r; cat /proc/modules"], env=[PATH_ENV]),
+                            timeout=60)
+        done = proc.collect(timeout=60)
+    lines = done.stdout.decode().splitlines()
+    assert lines[0] == debian.version
+    loaded = {line.split()[0] for line in lines[1:]}
+    assert {"virtiofs", "virtio_console", "virtio_net", "virtio_balloon"} <= loaded

@@ -12,7 +12,7 @@ import click
 import pytest
 import typer
 
-from katadocker.cli.main import app
+from katadocker.cli.main import app, app_for, invoked_verb
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -92,3 +92,35 @@ def test_end_to_end(tmp_path: Path) -> None:
     r = kd(tmp_path, "history", "-H=bogus", "nope")
     assert r.returncode == 125
     assert r.stderr.startswith('invalid argument "bogus" for "-H, --human" flag')
+
+
+@pytest.mark.parametrize(("argv", "verb"), [
+    (["run", "-d", "busybox"], "run"),
+    (["--root", "/r", "-l", "debug", "--config", "/c", "-D", "ps", "-a"], "ps"),
+    (["--root=/r", "image", "ls"], "image"),
+    (["--debug"], None),
+    ([], None),
+    (["--", "run"], None),
+])
+def test_invoked_verb_skips_global_options_and_their_values(argv: list[str], verb: str | None) -> None:
+    assert invoked_verb(argv) == verb
+
+
+def test_app_for_builds_only_the_invoked_command_or_group() -> None:
+    only_run = app_for(["--root", "/r", "run", "busybox"])
+    assert [c.name for c in only_run.registered_commands] == ["run"] and not only_run.registered_groups
+    only_image = app_for(["image", "ls"])
+    assert [g.name for g in only_image.registered_groups] == ["image"] and not only_image.registered_commands
+    # the full tree: unknown verbs (docker's "unknown command" needs it), help, and completion
+    assert app_for(["no-such-verb"]) is app
+    assert app_for(["--help"]) is app
+    assert app_for(["completion", "bash"]) is app
+    assert len(app.registered_commands) > 30  # app itself is never reduced
+
+
+def test_reduced_app_parses_and_reports_errors_like_the_full_one(tmp_path: Path) -> None:
+    """A bad flag of the invoked verb still gets docker's usage error from the reduced app."""
+    result = kd(tmp_path, "run", "--no-such-flag", "busybox")
+    assert result.returncode == 125
+    assert "unknown flag: --no-such-flag" in result.stderr
+    assert "Usage:  katadocker run [OPTIONS] IMAGE [COMMAND] [ARG...]" in result.stderr
