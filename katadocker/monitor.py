@@ -1,4 +1,6 @@
-"""The per-container monitor: ``python -m katadocker.monitor <state-root> <id> [--attached] [--assets=…]``.
+"""The per-container monitor: ``python -m katadocker.monitor --args-from-stdin``, then one JSON list
+``[<state-root>, <id>, ["--attached"], ["--assets=…"]]`` on stdin (engine/monitor_launch.py starts
+it, ahead of time when it can: it imports what it needs while it waits; end-of-file ends it).
 
 One detached process per running container (podman's conmon, kata's shim). It daemonizes (double
 fork, setsid, stdio to /dev/null, diagnostics to ``<container>/monitor.log``) and then:
@@ -40,6 +42,7 @@ from typing import Any
 
 from katadocker.config import Settings, load_settings
 from katadocker.engine import events, logs, process_spec, rootfs
+from katadocker.engine.monitor_launch import ARGS_FROM_STDIN
 from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError, VMError
 from katadocker.state import clock
 from katadocker.state.atomic import write_json
@@ -475,11 +478,26 @@ def daemonize(pid_file: Any) -> None:
     os.close(devnull)
 
 
+def _preload() -> None:
+    """Import what `Monitor._setup` needs while waiting for the arguments (see monitor_launch)."""
+    import katadocker.agent.client  # noqa: F401
+    import katadocker.engine.networking  # noqa: F401
+    import katadocker.image.store  # noqa: F401
+    import katadocker.network.networks  # noqa: F401
+    import katadocker.vm.machine  # noqa: F401
+    import katadocker.vm.virtiofsd  # noqa: F401
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) < 2:
-        sys.stderr.write("usage: python -m katadocker.monitor STATE_ROOT CONTAINER_ID [--attached] "
-                         "[--assets=JSON]\n")
+    if argv != [ARGS_FROM_STDIN]:
+        sys.stderr.write(f"usage: python -m katadocker.monitor {ARGS_FROM_STDIN}, then on stdin one "
+                         "JSON list: STATE_ROOT CONTAINER_ID [--attached] [--assets=JSON]\n")
         sys.exit(2)
+    _preload()
+    line = sys.stdin.readline()
+    if not line:
+        sys.exit(0)  # the CLI that started us ended without a container to start
+    argv = json.loads(line)
     settings = load_settings(root=argv[0])
     store = ContainerStore(settings.state)
     record = store.load(argv[1])

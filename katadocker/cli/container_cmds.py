@@ -127,8 +127,10 @@ def run(
     **opts: Any,
 ) -> None:
     """Create and run a new container from an image"""
-    from katadocker.engine import containers
+    from katadocker.engine import containers, monitor_launch
     from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError
+
+    monitor_launch.prestart()  # its interpreter starts up while the container is created
 
     interactive, tty = opts["interactive"], opts["tty"]
     if detach and opts["attach"]:
@@ -211,8 +213,10 @@ def start(
             help="Override the key sequence for detaching a container"),
 ) -> None:
     """Start one or more stopped containers"""
-    from katadocker.engine import containers
+    from katadocker.engine import containers, monitor_launch
     from katadocker.errors import KatadockerError
+
+    monitor_launch.prestart()
 
     settings = _settings()
     if not (attach or interactive):

@@ -11,8 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -29,7 +27,6 @@ from katadocker.errors import (
     InvalidArgument,
     KatadockerError,
     NoSuchContainer,
-    VMError,
 )
 from katadocker.state import clock
 from katadocker.state.containers import (
@@ -262,26 +259,23 @@ def _start_error(code: int, message: str) -> KatadockerError:
 
 
 def spawn_monitor(settings: Settings, record: ContainerRecord, attached: bool, assets: Any = None) -> int:
-    """Start the container's monitor detached (it double-forks) and return its pid. `assets`
-    (vm.assets.GuestAssets, just ensured) are handed over so the monitor need not check them again."""
+    """Start the container's monitor detached (it double-forks; a pre-started one if the CLI made
+    one, see engine/monitor_launch.py) and return its pid. `assets` (vm.assets.GuestAssets, just
+    ensured) are handed over so the monitor need not check them again."""
     import json
+
+    from katadocker.engine import monitor_launch
 
     pid_file = record.dir / "monitor.pid"
     pid_file.unlink(missing_ok=True)
-    argv = [sys.executable, "-m", "katadocker.monitor", str(settings.state.root), record.id]
+    args = [str(settings.state.root), record.id]
     if attached:
-        argv.append("--attached")
+        args.append("--attached")
     if assets is not None:
         handed = {"kernel": str(assets.kernel), "initramfs": str(assets.initramfs),
                   "accel": assets.accel.name}
-        argv.append("--assets=" + json.dumps(handed))
-    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                          stderr=subprocess.PIPE, timeout=60, check=False)
-    pid = read_pid_file(pid_file)
-    if proc.returncode != 0 or pid <= 0:
-        detail = proc.stderr.decode(errors="replace").strip()
-        raise VMError(f"failed to start the container monitor: {detail}")
-    return pid
+        args.append("--assets=" + json.dumps(handed))
+    return monitor_launch.launch(args, pid_file)
 
 
 def start(settings: Settings, ref: str, attached: bool = False,

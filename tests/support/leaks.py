@@ -14,6 +14,7 @@ Everything is read from /proc, /sys and the namespaces themselves; nothing is mo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -54,10 +55,25 @@ def _taps(ns: str) -> list[str]:
     return [name for name in netns.bridge_ports(ns) if name.startswith("tap")]
 
 
-def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
-    """(pid, helper kind, container id or '') of every helper process naming `root` on its command line."""
+def _open_paths(pid: int) -> list[str]:
+    """The paths pid's open file descriptors name."""
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
     out = []
-    marker = str(root)
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return out
+
+
+def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
+    """(pid, helper kind, container id) of every helper process of `root`: QEMU and virtiofsd
+    name paths under ROOT/containers/ID/ on their command lines; a monitor gets its arguments on
+    stdin, so it is known by the container files it holds open (its monitor.log, the json log)."""
+    out = []
+    containers = f"{root}/containers/"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -67,16 +83,12 @@ def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
             continue
         text = " ".join(a.decode(errors="replace") for a in argv)
         kind = next((h for h in HELPERS if h in text), None)
-        if kind is None or marker not in text:
+        if kind is None:
             continue
-        if kind == "katadocker.monitor":  # python -m katadocker.monitor ROOT ID [--attached]
-            args = text.split()
-            at = args.index(kind) + 2
-            cid = args[at] if at < len(args) else ""
-        else:  # paths under ROOT/containers/ID/ on the command line
-            tail = text.split(f"{marker}/containers/", 1)
-            cid = tail[1][:64] if len(tail) == 2 else ""
-        out.append((int(entry.name), kind, cid))
+        places = _open_paths(int(entry.name)) if kind == "katadocker.monitor" else [text]
+        cid = next((p.split(containers, 1)[1][:64] for p in places if containers in p), None)
+        if cid is not None:
+            out.append((int(entry.name), kind, cid))
     return out
 
 
@@ -131,7 +143,7 @@ def find_leaks(root: Path, seen_networks: set[str] = frozenset()) -> list[str]:
     for pid, kind, cid in _helper_processes(root):
         if cid in live:
             continue
-        leaks.append(f"{kind} process {pid} of container {cid[:12] or '?'} that is not running")
+        leaks.append(f"{kind} process {pid} of container {cid[:12]} that is not running")
         leaks += [f"listener {listeners[i]} held by stray {kind} {pid}"
                   for i in _socket_inodes(pid) if i in listeners]
     for obj in sorted(set(seen_networks) - network_objects(root)):
