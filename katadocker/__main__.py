@@ -1,5 +1,5 @@
 """`python -m katadocker` runs the command line."""
 
-from katadocker.cli.main import main
+from katadocker.cli.entry import main
 
 main()

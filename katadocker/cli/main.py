@@ -18,6 +18,7 @@ import typer
 from katadocker import DOCKER_COMPAT_VERSION, __version__
 from katadocker.cli import context
 from katadocker.cli.app import app
+from katadocker.cli.entry import invoked_verb
 
 # Command modules register their verbs on import; each imports only typer at module level.
 from katadocker.cli import completion_cmds, container_cmds, image_cmds, network_cmds, system_cmds  # noqa: E402,F401  isort: skip
@@ -49,24 +50,6 @@ def global_options(
     context.options.log_level = log_level
     context.options.config = config
     context.options.root = root
-
-
-#: The global options above that take a value: skipped, with it, when looking for the verb.
-_GLOBAL_VALUE_OPTIONS = frozenset({"-l", "--log-level", "--config", "--root"})
-
-
-def invoked_verb(args: list[str]) -> str | None:
-    """The first word of `args` after the global options (``run`` in ``--root R run -d x``); None
-    when there is none."""
-    i = 0
-    while i < len(args):
-        arg = args[i]
-        if arg == "--":
-            return None
-        if arg[:1] != "-" or arg == "-":
-            return arg
-        i += 2 if arg in _GLOBAL_VALUE_OPTIONS else 1
-    return None
 
 
 def app_for(args: list[str]) -> typer.Typer:

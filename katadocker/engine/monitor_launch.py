@@ -19,7 +19,6 @@ import sys
 from pathlib import Path
 
 from katadocker.errors import VMError
-from katadocker.state.containers import read_pid_file
 
 #: The monitor's argument saying "read your arguments from stdin, one JSON list".
 ARGS_FROM_STDIN = "--args-from-stdin"
@@ -45,6 +44,8 @@ def launch(args: list[str], pid_file: Path) -> int:
     """Start the monitor with `args` (state root, container ID, flags), the pre-started one if there
     is one; returns the daemon's pid once it is written to `pid_file`. VMError with the monitor's
     stderr when it fails to get there."""
+    from katadocker.state.containers import read_pid_file
+
     global _prestarted
     proc, _prestarted = _prestarted, None
     if proc is None or proc.poll() is not None:

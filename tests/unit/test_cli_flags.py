@@ -12,7 +12,8 @@ import click
 import pytest
 import typer
 
-from katadocker.cli.main import app, app_for, invoked_verb
+from katadocker.cli.entry import invoked_verb
+from katadocker.cli.main import app, app_for
 
 REPO = Path(__file__).resolve().parents[2]
 
