@@ -254,8 +254,10 @@ __katadocker_spec() {
         ('flags katadocker stop') __katadocker_reply=(--help --signal --time --timeout -s -t) ;;
         ('vflags katadocker stop') __katadocker_reply=(--signal --time --timeout -s -t) ;;
         ('rest katadocker stop') __katadocker_reply=(@container) ;;
-        ('sub katadocker system') __katadocker_reply=(df events info prepare prune) ;;
+        ('sub katadocker system') __katadocker_reply=(build-kernel df events info prepare prune) ;;
         ('flags katadocker system') __katadocker_reply=(--help) ;;
+        ('flags katadocker system build-kernel') __katadocker_reply=(--force --help --jobs -j) ;;
+        ('vflags katadocker system build-kernel') __katadocker_reply=(--jobs -j) ;;
         ('flags katadocker system df') __katadocker_reply=(--format --help --verbose -v) ;;
         ('vflags katadocker system df') __katadocker_reply=(--format) ;;
         ('flags katadocker system events') __katadocker_reply=(--filter --format --help --since --until -f) ;;
