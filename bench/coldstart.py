@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from bench.setup import RUN_TIMEOUT, Bench, bench_root
+from bench.setup import RUN_TIMEOUT, Bench, add_kernel_option, bench_root
 from bench.timing import compare, time_command
 
 #: PID 1 of the bare baseline: power off at once (ACPI, as the agent does at the end of a run).
@@ -232,8 +232,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-podman", action="store_true")
     parser.add_argument("--no-breakdown", action="store_true")
+    add_kernel_option(parser)
     opts = parser.parse_args()
-    with bench_root("kd-bench-coldstart-", podman=not opts.no_podman) as bench:
+    with bench_root("kd-bench-coldstart-", podman=not opts.no_podman, kernel=opts.kernel) as bench:
         assets = bench.assets()
         bare_dir = bench.work / "bare"
         bare_dir.mkdir()

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.coldstart import AgentVM, busybox_root
-from bench.setup import Bench, bench_root
+from bench.setup import Bench, add_kernel_option, bench_root
 
 MIB = 1024 * 1024
 #: How long an idle guest gets before it is measured: the guest's free page reporting runs 2 s
@@ -215,8 +215,9 @@ def main() -> None:
     parser.add_argument("--settle", type=float, default=DEFAULT_SETTLE)
     parser.add_argument("--matrix", action="store_true", help="measure the QEMU choices instead")
     parser.add_argument("--rounds", type=int, default=3)
+    add_kernel_option(parser)
     opts = parser.parse_args()
-    with bench_root("kd-bench-memory-", podman=False) as bench:
+    with bench_root("kd-bench-memory-", podman=False, kernel=opts.kernel) as bench:
         if opts.matrix:
             matrix(bench, opts.rounds, opts.settle)
         else:

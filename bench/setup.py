@@ -6,6 +6,7 @@ container, network, mount and podman container left when the benchmark ends (als
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import os
 import shutil
@@ -68,13 +69,24 @@ def served_image(work: Path, image: str) -> Iterator[str]:
         registry.stop()
 
 
+#: The guest kernels a benchmark can run on (`--kernel`): katadocker's own (`system build-kernel`,
+#: a copy of the machine's cached build, compiled first if there is none), or Debian's cloud kernel.
+KERNELS = ("katadocker", "debian")
+
+
+def add_kernel_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kernel", choices=KERNELS, default=KERNELS[0],
+                        help="guest kernel: katadocker's own build (default) or Debian's cloud kernel")
+
+
 @contextlib.contextmanager
 def bench_root(prefix: str, image: str = "busybox", *, podman: bool = True, warm: bool = True,
-               podman_timeout: float = RUN_TIMEOUT) -> Iterator[Bench]:
+               podman_timeout: float = RUN_TIMEOUT, kernel: str = KERNELS[0]) -> Iterator[Bench]:
     """A fresh state root (temp dir named `prefix`…) holding the test image `image` as
-    ``<image>:latest``; with `warm`, one ``run --rm`` has built the guest assets and warmed the page
-    cache; with `podman` (and podman + runc installed), the image is also in a private podman
-    storage. Everything is cleaned up and removed on exit."""
+    ``<image>:latest`` and the guest `kernel` (one of KERNELS); with `warm`, one ``run --rm`` has
+    built the other guest assets and warmed the page cache; with `podman` (and podman + runc
+    installed), the image is also in a private podman storage. Everything is cleaned up and removed
+    on exit."""
     # a `timeout`/SIGTERM unwinds like Ctrl-C, so every VM and container below is cleaned up
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     with tempfile.TemporaryDirectory(prefix=prefix) as tmp:
@@ -85,6 +97,8 @@ def bench_root(prefix: str, image: str = "busybox", *, podman: bool = True, warm
             with served_image(work, image) as ref:
                 bench.run("pull", "-q", ref)
             bench.run("tag", ref, bench.image)
+            if kernel == "katadocker":
+                bench.run("system", "build-kernel")
             if warm:
                 print("building guest assets (once) ...", file=sys.stderr, flush=True)
                 bench.run("run", "--rm", bench.image, "true")  # builds assets, warms the page cache
