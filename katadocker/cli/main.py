@@ -8,9 +8,13 @@ container's own code.
 
 from __future__ import annotations
 
+import atexit
 import copy
+import os
 import sys
+import threading
 import traceback
+from typing import NoReturn
 
 import click
 import typer
@@ -133,4 +137,21 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except BrokenPipeError:
         code = 1
-    sys.exit(code)
+    exit_now(code)
+
+
+def exit_now(code: int) -> NoReturn:
+    """End the process with `code` without tearing the interpreter down: freeing every imported
+    module costs ~45 ms of each CLI call on this 2-core host, for a process that ends anyway. The
+    exit handlers (atexit) still run and the standard streams are flushed; while another non-daemon
+    thread runs, the normal exit (which waits for it) is taken instead."""
+    others = [t for t in threading.enumerate() if t is not threading.main_thread() and not t.daemon]
+    if others:
+        sys.exit(code)
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe or stream: nothing more to say
+            code = code or 1
+    os._exit(code)
