@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from katadocker.engine.monitor_launch import ARGS_FROM_STDIN
+from katadocker.state.containers import read_pid_file
 from tests.support.cli import Katadocker
 
 
@@ -46,3 +47,15 @@ def test_a_cli_that_starts_nothing_leaves_no_monitor(kd: Katadocker, argv: tuple
     result = kd(*argv, timeout=120)
     assert result.rc != 0 or argv[-1] == "--help"
     assert gone_within(kd.root, 10) == []
+
+
+@pytest.mark.vm
+def test_a_running_containers_monitor_is_named_after_it(vm_kd: Katadocker, busybox_image: str) -> None:
+    """Its command line does not name the container (the arguments came on stdin), its name does:
+    ``kd-<short id>`` in ps -o comm, top and pstree."""
+    cid = vm_kd.ok("run", "-d", "--network", "none", busybox_image, "sleep", "600").strip()
+    try:
+        monitor = read_pid_file(vm_kd.root / "containers" / cid / "monitor.pid")
+        assert Path(f"/proc/{monitor}/comm").read_text().strip() == f"kd-{cid[:12]}"
+    finally:
+        vm_kd.ok("rm", "-f", cid)
