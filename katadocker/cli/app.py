@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
 import click
 import typer
@@ -22,6 +22,12 @@ COMMANDS = "Commands"
 
 # Docker's flags come in any order and repeat; `run IMAGE CMD --flag` passes --flag to CMD.
 PASSTHROUGH = {"allow_interspersed_args": False, "ignore_unknown_options": False}
+
+# docker's --format for lists (`ps`, `images`, ...) and with its -f short form for single objects
+# (`inspect`, `version`, `info`).
+FormatOpt = Annotated[str | None, typer.Option("--format", help="Format output using a custom template")]
+ShortFormatOpt = Annotated[str | None, typer.Option("-f", "--format",
+                                                    help="Format output using a custom template")]
 
 # Go's strconv.ParseBool, which docker's bool flags use for an explicit ``=value``.
 GO_BOOLS = {"1": True, "t": True, "T": True, "TRUE": True, "true": True, "True": True,

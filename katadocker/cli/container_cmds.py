@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from katadocker.cli import create_opts
-from katadocker.cli.app import COMMON, command
+from katadocker.cli.app import COMMON, FormatOpt, ShortFormatOpt, command
 from katadocker.cli.context import settings as _settings
 
 RUN_HELP_HINT = "\n\nRun 'katadocker {verb} --help' for more information"
@@ -127,10 +127,8 @@ def run(
     **opts: Any,
 ) -> None:
     """Create and run a new container from an image"""
-    from katadocker.engine import containers, monitor_launch
+    from katadocker.engine import containers
     from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError
-
-    monitor_launch.prestart()  # its interpreter starts up while the container is created
 
     interactive, tty = opts["interactive"], opts["tty"]
     if detach and opts["attach"]:
@@ -213,10 +211,8 @@ def start(
             help="Override the key sequence for detaching a container"),
 ) -> None:
     """Start one or more stopped containers"""
-    from katadocker.engine import containers, monitor_launch
+    from katadocker.engine import containers
     from katadocker.errors import KatadockerError
-
-    monitor_launch.prestart()
 
     settings = _settings()
     if not (attach or interactive):
@@ -387,7 +383,7 @@ def ps(
     all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default shows just running)"),
     filter_: Annotated[list[str] | None, typer.Option("-f", "--filter",
             help="Filter output based on conditions provided")] = None,
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     last: int = typer.Option(-1, "-n", "--last", help="Show n last created containers (includes all states)"),
     latest: bool = typer.Option(False, "-l", "--latest", help="Show the latest created container"),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output"),
@@ -453,7 +449,7 @@ def logs(
 @command("inspect", panel=None, group="container")
 def container_inspect(
     containers_: Annotated[list[str], typer.Argument(metavar="CONTAINER...")],
-    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format_: ShortFormatOpt = None,
     size: bool = typer.Option(False, "-s", "--size", help="Display total file sizes"),
 ) -> None:
     """Display detailed information on one or more containers"""
@@ -466,7 +462,7 @@ def container_inspect(
 @command("inspect")
 def inspect(
     objects: Annotated[list[str], typer.Argument(metavar="NAME|ID...")],
-    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format_: ShortFormatOpt = None,
     size: bool = typer.Option(False, "-s", "--size",
             help="Display total file sizes if the type is container"),
     type_: str = typer.Option(None, "--type", help="Only inspect objects of the given type"),

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import sys
 
-#: The verbs that start a container (``container run``/``container start`` pre-start later, in
-#: the command itself).
+#: The verbs that start a container, at top level or under ``container``.
 STARTING_VERBS = frozenset({"run", "start"})
 #: The global options that take a value (katadocker.cli.main.global_options): skipped, with it,
 #: when looking for the verb.
@@ -31,8 +30,16 @@ def invoked_verb(args: list[str]) -> str | None:
     return None
 
 
+def starts_a_container(args: list[str]) -> bool:
+    """Whether `args` invoke ``run`` or ``start``, at top level or as ``container run|start``."""
+    verb = invoked_verb(args)
+    if verb == "container":
+        verb = invoked_verb(args[args.index("container") + 1:])
+    return verb in STARTING_VERBS
+
+
 def main() -> None:
-    if invoked_verb(sys.argv[1:]) in STARTING_VERBS:
+    if starts_a_container(sys.argv[1:]):
         from katadocker.engine import monitor_launch
 
         monitor_launch.prestart()

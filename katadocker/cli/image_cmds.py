@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli.app import COMMON, command
+from katadocker.cli.app import COMMON, FormatOpt, ShortFormatOpt, command
 
 # Column titles of docker's image and history tables (cli/command/formatter).
 IMAGE_HEADERS = {
@@ -158,7 +158,7 @@ def images_(
                               help="Show all images (default hides intermediate images)"),
     digests: bool = typer.Option(False, "--digests", help="Show digests"),
     filter_: FilterOpt = None,
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output"),
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs"),
 ) -> None:
@@ -249,7 +249,7 @@ def prune(
 @command("inspect", panel=None, group="image")
 def image_inspect(
     names: ImagesArg,
-    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format_: ShortFormatOpt = None,
 ) -> None:
     """Display detailed information on one or more images"""
     from katadocker.cli import context
@@ -294,7 +294,7 @@ def history_rows(items: list[Any], human: bool, no_trunc: bool) -> list[dict[str
 @command("history", group="image")
 def history(
     name: str = typer.Argument(..., metavar="IMAGE"),
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     human: bool = typer.Option(True, "-H", "--human/--no-human",
                                help="Print sizes and dates in human readable format"),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output"),

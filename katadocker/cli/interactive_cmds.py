@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli.app import COMMON, command
+from katadocker.cli.app import COMMON, FormatOpt, command
 from katadocker.cli.context import settings as _settings
 
 
@@ -283,7 +283,7 @@ def _stats_row(ref: str, record: Any, sample: Any, cpu: float) -> dict[str, str]
 def stats(
     containers_: Annotated[list[str] | None, typer.Argument(metavar="[CONTAINER...]")] = None,
     all_: bool = typer.Option(False, "-a", "--all", help="Show all containers (default shows just running)"),
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     no_stream: bool = typer.Option(False, "--no-stream",
             help="Disable streaming stats and only pull the first result"),
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate output"),

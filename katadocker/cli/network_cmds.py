@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli.app import command
+from katadocker.cli.app import FormatOpt, ShortFormatOpt, command
 from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}"
@@ -91,7 +91,7 @@ def network_ls(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only display network IDs"),
     filter_: Annotated[list[str] | None, typer.Option("-f", "--filter",
             help="Provide filter values (e.g. \"driver=bridge\")")] = None,
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     no_trunc: bool = typer.Option(False, "--no-trunc", help="Do not truncate the output"),
 ) -> None:
     """List networks"""
@@ -111,7 +111,7 @@ def network_ls(
 @command("inspect", group="network", panel=None)
 def network_inspect(
     refs: Annotated[list[str], typer.Argument(metavar="NETWORK...")],
-    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format_: ShortFormatOpt = None,
 ) -> None:
     """Display detailed information on one or more networks"""
     from katadocker.cli.inspect_out import inspect_objects

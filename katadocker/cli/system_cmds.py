@@ -6,12 +6,12 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli.app import command
+from katadocker.cli.app import FormatOpt, ShortFormatOpt, command
 
 
 @command("version")
 def version(
-    format: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format: ShortFormatOpt = None,
 ) -> None:
     """Show the katadocker version information"""
     from katadocker.cli import render
@@ -22,7 +22,7 @@ def version(
 
 @command("info", group="system")
 def info(
-    format: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format: ShortFormatOpt = None,
 ) -> None:
     """Display system-wide information"""
     from katadocker.cli import context, render
@@ -82,7 +82,7 @@ def events_(
     until: str = typer.Option(None, "--until", help="Stream events until this timestamp"),
     filter_: Annotated[list[str] | None, typer.Option("-f", "--filter",
             help="Filter output based on conditions provided")] = None,
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
 ) -> None:
     """Get real time events from the server"""
     import sys
@@ -182,7 +182,7 @@ def df_verbose_text(usage: Any) -> str:
 
 @command("df", panel=None, group="system")
 def df(
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
     verbose: bool = typer.Option(False, "-v", "--verbose", help="Show detailed information on space usage"),
 ) -> None:
     """Show docker disk usage"""

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from katadocker.cli.app import command
+from katadocker.cli.app import FormatOpt, ShortFormatOpt, command
 from katadocker.cli.context import settings as _settings
 
 LS_TABLE = "table {{.Driver}}\t{{.Name}}"
@@ -73,7 +73,7 @@ def volume_ls(
     quiet: bool = typer.Option(False, "-q", "--quiet", help="Only display volume names"),
     filter_: Annotated[list[str] | None, typer.Option("-f", "--filter",
             help="Provide filter values (e.g. \"dangling=true\")")] = None,
-    format_: str = typer.Option(None, "--format", help="Format output using a custom template"),
+    format_: FormatOpt = None,
 ) -> None:
     """List volumes"""
     from katadocker.cli import render
@@ -91,7 +91,7 @@ def volume_ls(
 @command("inspect", group="volume", panel=None)
 def volume_inspect(
     names: Annotated[list[str], typer.Argument(metavar="VOLUME...")],
-    format_: str = typer.Option(None, "-f", "--format", help="Format output using a custom template"),
+    format_: ShortFormatOpt = None,
 ) -> None:
     """Display detailed information on one or more volumes"""
     from katadocker.cli.inspect_out import inspect_objects

@@ -119,30 +119,33 @@ def cached_debian_kernel(settings: Settings) -> KernelChoice | None:
                         f"Debian {DEBIAN_METAPACKAGE} package, unpacked in {d}")
 
 
-def _tool(name: str) -> str:
+def tool(name: str) -> str:
     """Path of a system tool, also looking in the sbin dirs a non-root PATH may lack."""
     found = shutil.which(name) or shutil.which(name, path="/usr/sbin:/sbin:/usr/bin:/bin")
     if not found:
-        raise VMError(f"{name} not found (needed to fetch a guest kernel)")
+        raise VMError(f"{name} not found (needed to fetch or build a guest kernel)")
     return found
 
 
-def _run(argv: list[str], cwd: Path | None = None, timeout: float = 300) -> str:
-    """Run a helper, returning stdout; VMError with its stderr when it fails."""
+def run_tool(argv: list[str], cwd: Path | None = None, timeout: float = 300,
+             env: dict[str, str] | None = None) -> str:
+    """Run a helper, returning stdout; VMError with the last line of its stderr (the last 40 lines
+    in the detail) when it fails."""
     try:
         proc = subprocess.run(argv, cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                              stdin=subprocess.DEVNULL)
+                              stdin=subprocess.DEVNULL, env=env)
     except subprocess.TimeoutExpired:
         raise VMError(f"{argv[0]} timed out after {timeout:.0f}s", detail=" ".join(argv)) from None
     if proc.returncode != 0:
-        last = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
-        raise VMError(f"{Path(argv[0]).name} failed: {last}", detail=f"{' '.join(argv)}\n{proc.stderr}")
+        lines = proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"]
+        raise VMError(f"{Path(argv[0]).name} failed: {lines[-1]}",
+                      detail="\n".join([" ".join(argv), *lines[-40:]]))
     return proc.stdout
 
 
 def debian_package_name() -> str:
     """The concrete kernel package the cloud metapackage depends on (``linux-image-<ver>-cloud-amd64``)."""
-    out = _run([_tool("apt-cache"), "depends", DEBIAN_METAPACKAGE])
+    out = run_tool([tool("apt-cache"), "depends", DEBIAN_METAPACKAGE])
     for line in out.splitlines():
         key, _, value = line.strip().lstrip("|").partition(":")
         if key == "Depends" and value.strip().startswith("linux-image-"):
@@ -162,14 +165,14 @@ def fetch_debian_kernel(settings: Settings, progress: Progress | None = None) ->
     with tempfile.TemporaryDirectory(dir=settings.state.tmp, prefix="debian-kernel.") as tmp_name:
         tmp = Path(tmp_name)
         # APT::Sandbox::User=root: apt's download user (_apt) cannot write into our private temp dir.
-        _run([_tool("apt-get"), "download", "-q", "-o", "APT::Sandbox::User=root", package], cwd=tmp)
+        run_tool([tool("apt-get"), "download", "-q", "-o", "APT::Sandbox::User=root", package], cwd=tmp)
         debs = sorted(tmp.glob("*.deb"))
         if not debs:
             raise VMError(f"apt-get download {package} produced no .deb")
         if progress:
             progress(f"Unpacking {debs[0].name}")
         unpacked = tmp / "unpacked"
-        _run([_tool("dpkg-deb"), "-x", str(debs[0]), str(unpacked)])
+        run_tool([tool("dpkg-deb"), "-x", str(debs[0]), str(unpacked)])
         images = sorted((unpacked / "boot").glob("vmlinuz-*"))
         if not images:
             raise VMError(f"{debs[0].name} holds no /boot/vmlinuz-*")
@@ -178,7 +181,7 @@ def fetch_debian_kernel(settings: Settings, progress: Progress | None = None) ->
         (staged / "lib" / "modules").mkdir(parents=True)
         images[0].rename(staged / "vmlinuz")
         (unpacked / "lib" / "modules" / version).rename(staged / "lib" / "modules" / version)
-        _run([_tool("depmod"), "-b", str(staged), version])
+        run_tool([tool("depmod"), "-b", str(staged), version])
         dest = settings.state.assets / "debian-kernel" / version
         dest.parent.mkdir(parents=True, exist_ok=True)
         if not dest.exists():  # a concurrent fetch may have won; both are identical

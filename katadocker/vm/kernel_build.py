@@ -15,11 +15,8 @@ from __future__ import annotations
 
 import glob
 import hashlib
-import json
 import os
 import re
-import shutil
-import subprocess
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,17 +24,18 @@ from pathlib import Path
 
 from katadocker.config import Settings
 from katadocker.errors import VMError
-from katadocker.state.atomic import write_json
-from katadocker.vm.kernel import version_key
+from katadocker.state.atomic import read_json, write_bytes, write_json
+from katadocker.vm.kernel import run_tool, tool, version_key
 
 KERNEL_CONFIG = Path(__file__).resolve().parent.parent / "guest" / "kernel.config"
 #: Where Debian's linux-source-<ver> packages put their tarball.
 SOURCE_GLOB = "/usr/src/linux-source-*.tar.xz"
 CACHE = Path(os.environ.get("KATADOCKER_KERNEL_CACHE", "/var/cache/katadocker/kernels"))
-#: What building needs besides the source: the compiler and make, Kconfig's parser generators,
-#: objtool's ELF library, `bc` for the timer constants, lz4 for the compressed image.
+#: What building needs besides the source (named in the error when none is installed): the compiler
+#: and make, Kconfig's parser generators, objtool's ELF library, `bc` for the timer constants, lz4
+#: for the compressed image. scripts/setup installs them.
 BUILD_PACKAGES = "linux-source-6.1 gcc make bc bison flex libelf-dev lz4"
-#: A full build on one loaded core takes ~15 minutes; the limit only catches a hung compiler.
+#: A build takes ~10 minutes on 2 loaded cores; the limit only catches a hung compiler.
 BUILD_TIMEOUT_S = 3 * 3600
 
 Progress = Callable[[str], None]
@@ -84,20 +82,6 @@ def build_key(source: KernelSource, config_text: str) -> str:
     return h.hexdigest()[:16]
 
 
-def _make(tree: Path, *args: str, env: dict[str, str] | None = None) -> None:
-    try:
-        proc = subprocess.run(["make", "-C", str(tree), *args], capture_output=True, text=True,
-                              env=env, timeout=BUILD_TIMEOUT_S, stdin=subprocess.DEVNULL)
-    except FileNotFoundError:
-        raise VMError("make not found", detail=f"apt-get install {BUILD_PACKAGES}") from None
-    except subprocess.TimeoutExpired:
-        raise VMError(f"make {' '.join(args)} timed out") from None
-    if proc.returncode != 0:
-        tail = "\n".join((proc.stdout + proc.stderr).strip().splitlines()[-20:])
-        raise VMError(f"building the guest kernel failed (make {' '.join(args)})",
-                      detail=f"{tail}\nneeded: apt-get install {BUILD_PACKAGES}")
-
-
 def compile_kernel(source: KernelSource, config_text: str, workdir: Path, jobs: int,
                    progress: Progress) -> Path:
     """Unpack `source` into `workdir`, configure it with the fragment `config_text` and build
@@ -105,26 +89,24 @@ def compile_kernel(source: KernelSource, config_text: str, workdir: Path, jobs: 
     tree = workdir / "linux"
     tree.mkdir()
     progress(f"Unpacking {source.tarball.name}")
-    unpack = subprocess.run(["tar", "-xJf", str(source.tarball), "-C", str(tree), "--strip-components=1"],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL)
-    if unpack.returncode != 0:
-        raise VMError(f"cannot unpack {source.tarball}", detail=unpack.stderr)
+    run_tool([tool("tar"), "-xJf", str(source.tarball), "-C", str(tree), "--strip-components=1"])
     fragment = workdir / "katadocker.config"
     fragment.write_text(config_text)
+    make = [tool("make"), "-C", str(tree)]
     progress("Configuring (allnoconfig + katadocker/guest/kernel.config)")
-    _make(tree, "allnoconfig", env={**os.environ, "KCONFIG_ALLCONFIG": str(fragment)})
+    run_tool([*make, "allnoconfig"], env={**os.environ, "KCONFIG_ALLCONFIG": str(fragment)})
     unmet = unmet_options(parse_config(config_text), parse_config((tree / ".config").read_text()))
     if unmet:
         raise VMError("the guest kernel config did not take: " + ", ".join(unmet))
-    progress(f"Compiling Linux {source.version} with {jobs} jobs (about 10-20 minutes on 2 cores)")
-    _make(tree, f"-j{jobs}", "bzImage")
+    progress(f"Compiling Linux {source.version} with {jobs} jobs (about 10 minutes on 2 cores)")
+    run_tool([*make, f"-j{jobs}", "bzImage"], timeout=BUILD_TIMEOUT_S)
     return tree / "arch" / "x86" / "boot" / "bzImage"
 
 
 def _installed_key(stamp: Path) -> str | None:
     try:
-        return json.loads(stamp.read_text()).get("key")
-    except (OSError, ValueError, AttributeError):
+        return read_json(stamp)["key"]
+    except (OSError, ValueError, KeyError, TypeError):
         return None
 
 
@@ -146,12 +128,8 @@ def build_kernel(settings: Settings, progress: Progress, jobs: int | None = None
         CACHE.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=CACHE, prefix="build.") as tmp:
             image = compile_kernel(source, config_text, Path(tmp), jobs or os.cpu_count() or 1, progress)
-            cached.parent.mkdir(exist_ok=True)
-            shutil.copyfile(image, Path(tmp) / "vmlinuz")
-            os.replace(Path(tmp) / "vmlinuz", cached)
-    dest.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(cached, dest / "vmlinuz.new")
-    os.replace(dest / "vmlinuz.new", dest / "vmlinuz")
+            write_bytes(cached, image.read_bytes())
+    write_bytes(dest / "vmlinuz", cached.read_bytes())
     write_json(stamp, {"key": key, "source": str(source.tarball), "config": str(KERNEL_CONFIG)})
     progress(f"Guest kernel installed: {dest / 'vmlinuz'}")
     return dest / "vmlinuz"

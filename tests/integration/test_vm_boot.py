@@ -26,7 +26,13 @@ from katadocker.errors import VMError
 from katadocker.state.paths import StateRoot
 from katadocker.vm.assets import GuestAssets, ensure_assets
 from katadocker.vm.initramfs import write_cpio
-from katadocker.vm.kernel import KERNEL_ENV, KERNEL_MODULES_ENV, cached_debian_kernel, fetch_debian_kernel
+from katadocker.vm.kernel import (
+    KERNEL_ENV,
+    KERNEL_MODULES_ENV,
+    built_kernel,
+    cached_debian_kernel,
+    fetch_debian_kernel,
+)
 from katadocker.vm.machine import VirtualMachine
 from katadocker.vm.qemu import ROOTFS_TAG, Share, VMSpec
 from katadocker.vm.virtiofsd import Virtiofsd
@@ -130,19 +136,50 @@ def test_bogus_kernel_fails_with_qemu_stderr(assets: GuestAssets, tmp_path: Path
     assert info.value.detail and "QEMU stderr" in info.value.detail and str(bogus) in info.value.detail
 
 
+#: Run in the guest by the kernel tests: the kernel, the page reporting order the agent set, then the
+#: loaded modules (none, and no /proc/modules, without module support).
+KERNEL_PROBE = ("uname -r; cat /sys/module/page_reporting/parameters/page_reporting_order; "
+                "cat /proc/modules 2>/dev/null || true")
+
+
+def probe_kernel(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> tuple[str, str, set[str]]:
+    """Boot `assets` and run KERNEL_PROBE: (uname -r, page reporting order, loaded modules)."""
+    with boot(assets, rootfs, tmp_path) as (_, client):
+        done = client.start(ProcessSpec(args=["sh", "-c", KERNEL_PROBE], env=[PATH_ENV]),
+                            timeout=60).collect(timeout=60)
+    assert done.exit.code == 0, done.stderr
+    release, order, *modules = done.stdout.decode().splitlines()
+    return release, order, {line.split()[0] for line in modules}
+
+
+def test_katadocker_kernel_has_everything_built_in(rootfs: Path, tmp_path: Path) -> None:
+    """The kernel `system build-kernel` makes, as scripts/test installs it into the suite's assets
+    (and requires it there, with KATADOCKER_TEST_BUILT_KERNEL): no modules at all, virtio-fs and the
+    agent's port work, and the agent set the balloon's page reporting order."""
+    settings = assets_settings()
+    built = built_kernel(settings)
+    if built is None:
+        if os.environ.get("KATADOCKER_TEST_BUILT_KERNEL"):
+            pytest.fail(f"no katadocker-built kernel in {settings.state.assets} (scripts/test installs it)")
+        pytest.skip("no katadocker-built kernel in the suite's assets (scripts/test installs it)")
+    assets = ensure_assets(settings)
+    assert assets.kernel == built.vmlinuz
+    release, order, modules = probe_kernel(assets, rootfs, tmp_path)
+    assert release == built.version and release.endswith("-katadocker")
+    assert order == "6"
+    assert modules == set()
+
+
 def test_debian_cloud_kernel_loads_its_modules(rootfs: Path, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     """Debian's cloud kernel (what katadocker uses until `system build-kernel` ran): its virtio
-    drivers are modules, put into the initramfs and loaded by the agent before it says hello."""
+    drivers are modules, put into the initramfs and loaded by the agent before it says hello; the
+    agent set the page reporting order after loading the balloon."""
     settings = assets_settings()
     debian = cached_debian_kernel(settings) or fetch_debian_kernel(settings)
     monkeypatch.setenv(KERNEL_ENV, str(debian.vmlinuz))
     monkeypatch.setenv(KERNEL_MODULES_ENV, str(debian.modules_dir))
-    with boot(ensure_assets(settings), rootfs, tmp_path) as (_, client):
-        proc = client.start(ProcessSpec(args=["sh", "-c", "uname -r; cat /proc/modules"], env=[PATH_ENV]),
-                            timeout=60)
-        done = proc.collect(timeout=60)
-    lines = done.stdout.decode().splitlines()
-    assert lines[0] == debian.version
-    loaded = {line.split()[0] for line in lines[1:]}
-    assert {"virtiofs", "virtio_console", "virtio_net", "virtio_balloon"} <= loaded
+    release, order, modules = probe_kernel(ensure_assets(settings), rootfs, tmp_path)
+    assert release == debian.version
+    assert order == "6"
+    assert {"virtiofs", "virtio_console", "virtio_net", "virtio_balloon"} <= modules

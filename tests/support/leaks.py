@@ -93,18 +93,7 @@ def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
 
 
 def _socket_inodes(pid: int) -> set[str]:
-    inodes = set()
-    try:
-        for fd in os.listdir(f"/proc/{pid}/fd"):
-            try:
-                target = os.readlink(f"/proc/{pid}/fd/{fd}")
-            except OSError:
-                continue
-            if target.startswith("socket:["):
-                inodes.add(target[8:-1])
-    except OSError:
-        pass
-    return inodes
+    return {target[8:-1] for target in _open_paths(pid) if target.startswith("socket:[")}
 
 
 def listening_inodes() -> dict[str, str]:

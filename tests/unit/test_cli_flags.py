@@ -12,7 +12,7 @@ import click
 import pytest
 import typer
 
-from katadocker.cli.entry import invoked_verb
+from katadocker.cli.entry import GLOBAL_VALUE_OPTIONS, invoked_verb, starts_a_container
 from katadocker.cli.main import app, app_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -107,6 +107,17 @@ def test_invoked_verb_skips_global_options_and_their_values(argv: list[str], ver
     assert invoked_verb(argv) == verb
 
 
+@pytest.mark.parametrize(("argv", "starts"), [
+    (["run", "busybox"], True),
+    (["--root", "/r", "container", "start", "x"], True),
+    (["container", "ls"], False),
+    (["ps"], False),
+    (["--root", "run"], False),  # "run" is --root's value; no verb
+])
+def test_the_entry_point_pre_starts_a_monitor_for_run_and_start(argv: list[str], starts: bool) -> None:
+    assert starts_a_container(argv) is starts
+
+
 def test_app_for_builds_only_the_invoked_command_or_group() -> None:
     only_run = app_for(["--root", "/r", "run", "busybox"])
     assert [c.name for c in only_run.registered_commands] == ["run"] and not only_run.registered_groups
@@ -125,3 +136,12 @@ def test_reduced_app_parses_and_reports_errors_like_the_full_one(tmp_path: Path)
     assert result.returncode == 125
     assert "unknown flag: --no-such-flag" in result.stderr
     assert "Usage:  katadocker run [OPTIONS] IMAGE [COMMAND] [ARG...]" in result.stderr
+
+
+def test_the_entry_point_knows_every_global_option_that_takes_a_value() -> None:
+    """cli/entry.py finds the verb without importing the CLI, from its own list of the global
+    options that take a value; that list must be the one global_options declares."""
+    group = typer.main.get_command(app)
+    taking_values = {opt for p in group.params if isinstance(p, click.Option) and not p.is_flag
+                     for opt in p.opts}
+    assert taking_values == GLOBAL_VALUE_OPTIONS
