@@ -1,8 +1,8 @@
 /*
  * katadocker guest agent: PID 1 of every katadocker VM.
  *
- * Boot: mount /proc, /sys, /dev; load the kernel modules listed in /modules; open the virtio-serial
- * port named KD_PORT_NAME; say HELLO.  Then serve the host's frames (protocol.h) in one poll()
+ * Boot: mount /proc, /sys, /dev; load the kernel modules listed in /modules; bring lo up; open the
+ * virtio-serial port named KD_PORT_NAME; say HELLO.  Then serve the host's frames (protocol.h) in one poll()
  * loop: START prepares the container root (virtio-fs) and runs the main process, EXEC runs more
  * processes in that root, and every process's stdout/stderr (or pty) is relayed as DATA frames
  * under per-stream credit, so a slow host stalls only the stream it is slow on.  SHUTDOWN kills
@@ -50,6 +50,7 @@
 #define AGENT_VERSION "0.1.0"
 #define MAX_PROCS 64
 #define PORT_WAIT_MS 10000         /* how long boot waits for the virtio port to appear */
+#define DEVICE_WAIT_MS 30000       /* how long START waits for hot-added devices to be probed */
 #define OUTPUT_GRACE_MS 1000       /* after an exit, how long idle output pipes may stay open */
 #define NEWROOT "/newroot"
 #define ETCFILES "/etcfiles"       /* tmpfs in the initramfs holding hostname, hosts, resolv.conf */
@@ -500,7 +501,8 @@ static char *find_port(const char *name)
     return found;
 }
 
-/* Waits (bounded) for the agent port to appear and opens it. */
+/* Waits (bounded) for the agent port to appear and opens it.  The port shows up a few ms after the
+ * agent starts (QEMU announces it over the virtio-serial control queue): polled every 1 ms. */
 static int open_port(void)
 {
     uint64_t deadline = now_ms() + PORT_WAIT_MS;
@@ -514,7 +516,7 @@ static int open_port(void)
             if (fd >= 0)
                 return fd;
         }
-        usleep(10000);
+        usleep(1000);
     }
     logmsg("virtio port %s did not appear within %d ms", KD_PORT_NAME, PORT_WAIT_MS);
     power_off(1);
@@ -631,15 +633,31 @@ static void set_sockaddr(struct sockaddr *sa, const uint8_t addr[4])
     memcpy(&in->sin_addr, addr, 4);
 }
 
-/* lo up (the kernel adds 127.0.0.1/8 itself), then the spec's interface and default route. */
-static void setup_network(const struct spec *s)
+/* lo up (the kernel adds 127.0.0.1/8 and ::1 itself): the container's loopback, the VM's own. */
+static void loopback_up(void)
 {
     int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     set_if_flags_up(sock, "lo");
+    close(sock);
+}
+
+/* The spec's interface and default route. */
+static void setup_network(const struct spec *s)
+{
+    int sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
     if (s->has_net) {
         struct ifreq ifr = {0};
         snprintf(ifr.ifr_name, IFNAMSIZ, "%s", s->ifname);
         uint32_t mask = s->prefix ? htonl(~0u << (32 - s->prefix)) : 0;
+        /* IPv4 only, as docker's containers on a network without IPv6: no link-local address, no
+         * duplicate address detection, no router solicitations on eth0 (lo keeps ::1) */
+        char sysctl[64];
+        snprintf(sysctl, sizeof sysctl, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", s->ifname);
+        int fd = open(sysctl, O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, "1", 1) < 0)
+            logmsg("disable IPv6 on %s: %s", s->ifname, strerror(errno));
+        if (fd >= 0)
+            close(fd);
         set_sockaddr(&ifr.ifr_addr, s->addr);
         if (ioctl(sock, SIOCSIFADDR, &ifr) < 0)
             logmsg("SIOCSIFADDR %s: %s", s->ifname, strerror(errno));
@@ -755,6 +773,68 @@ static int make_root_readonly(void)
 }
 
 /*
+ * Counts the virtio-fs devices ready for mounting: bound to the virtiofs driver and DRIVER_OK in
+ * their virtio status (virtio_fs_probe sets it just before it registers the tag; the driver's link
+ * to a device appears before the probe starts, so it alone is not enough).
+ */
+static int count_ready_virtiofs(void)
+{
+    static const char dir[] = "/sys/bus/virtio/drivers/virtiofs";
+    DIR *d = opendir(dir);
+    if (!d)
+        return 0;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, "virtio", 6) != 0)
+            continue;
+        char path[300], status[32] = "";
+        snprintf(path, sizeof path, "%s/%s/status", dir, e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t len = fd < 0 ? -1 : read(fd, status, sizeof status - 1);
+        if (fd >= 0)
+            close(fd);
+        n += len > 0 && (strtoul(status, NULL, 16) & 4 /* VIRTIO_CONFIG_S_DRIVER_OK */);
+    }
+    closedir(d);
+    return n;
+}
+
+/* The number of distinct virtio-fs shares `s` mounts: its root and each non-tmpfs mount source. */
+static int count_shares(const struct spec *s)
+{
+    int n = 1;
+    for (size_t i = 0; i < s->nmounts; i++) {
+        bool seen = strcmp(s->mounts[i].source, "tmpfs") == 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(s->mounts[j].source, s->mounts[i].source) == 0;
+        n += !seen;
+    }
+    return n;
+}
+
+/*
+ * The container's devices are hot-added into the running VM (vm/qemu.py): when START arrives they
+ * exist in QEMU, but a guest that had already scanned its PCI buses may still be probing them.
+ * Waits (bounded; a mount then fails with its own error) until every share is a ready virtio-fs
+ * device and the NIC is registered.
+ */
+static void wait_for_devices(const struct spec *s)
+{
+    char net[IFNAMSIZ + 16];
+    snprintf(net, sizeof net, "/sys/class/net/%s", s->has_net ? s->ifname : "lo");
+    int shares = count_shares(s);
+    uint64_t deadline = now_ms() + DEVICE_WAIT_MS;
+    while (count_ready_virtiofs() < shares || access(net, F_OK) < 0) {
+        if (now_ms() > deadline) {
+            logmsg("hot-added devices missing after %d ms (%d shares wanted, %s)", DEVICE_WAIT_MS, shares, net);
+            return;
+        }
+        usleep(1000);
+    }
+}
+
+/*
  * Prepares the container root for START and moves the agent into it: virtio-fs at NEWROOT, sysfs,
  * /dev, the volume mounts, /etc/{hostname,hosts,resolv.conf}, network and hostname; then NEWROOT
  * becomes "/" (the initramfs cannot be pivot_root'ed away, so: MS_MOVE + chroot, as switch_root
@@ -764,6 +844,7 @@ static int make_root_readonly(void)
 static const char *setup_root(const struct spec *s)
 {
     static char err[256];
+    wait_for_devices(s);
     mkdir(NEWROOT, 0755);
     if (mount(s->rootfs ? s->rootfs : "rootfs", NEWROOT, "virtiofs", 0, NULL) < 0) {
         snprintf(err, sizeof err, "mount virtio-fs root %s: %s", s->rootfs ? s->rootfs : "rootfs",
@@ -1382,6 +1463,8 @@ int main(int argc, char **argv)
         boot_mounts();
         load_modules();
         set_page_reporting_order();
+        /* before waiting for the port, which takes a few ms to appear: this work is then free */
+        loopback_up();
         /* Keep fds 0-2 taken (the kernel leaves them closed without /dev/console), so no pipe
          * gets one of them and collides with dup2() in a child. */
         int fd;
