@@ -2,7 +2,7 @@
 
 Options in, records out; nothing here prints. Every verb reconciles the record with what the
 monitor left on disk before acting (`state.containers.reconcile`) and mutates under the container's
-lock. The monitor (katadocker/monitor.py) owns a running container; these functions talk to it
+lock. The monitor (katadocker/monitor/) owns a running container; these functions talk to it
 through its control socket (engine/control.py) and read the files it writes.
 """
 

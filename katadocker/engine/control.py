@@ -13,14 +13,14 @@ Each connection starts with one JSON line naming the operation:
 * ``{"op": "exec", …}`` → runs another process in the container (``Cmd``, ``Env``, ``User``,
   ``WorkingDir``, ``Tty``, ``Rows``, ``Cols``, ``AttachStdin``, ``Detach``) and relays its streams
   in engine/wire.py frames; with ``"Detach": true`` the monitor answers once the process has started
-  and drains its output itself (monitor_ops.py).
+  and drains its output itself (monitor/ops.py).
 * ``{"op": "resize", "Rows": r, "Cols": c}`` → sets the main process's pty size; reply
   ``{"ok": true}`` or ``{"error": "…"}``.
 * ``{"op": "pause"}`` / ``{"op": "unpause"}`` → stop / resume the whole VM (QMP ``stop`` / ``cont``)
   and record the event; reply ``{"ok": true}`` or ``{"error": "…"}``.
 
 Any other operation (or a request line that is not JSON) gets the connection closed without a reply.
-The first three are served by monitor.py's ``_handle``; the interactive ones by monitor_ops.py.
+The first three are served by monitor/core.py's ``_handle``; the interactive ones by monitor/ops.py.
 
 Output is not carried here: attached clients follow the json-file log, which keeps stdout and
 stderr apart and loses nothing written before they connected.

@@ -1,4 +1,4 @@
-"""docker exec: run another process in a running container, through its monitor (monitor_ops.py).
+"""docker exec: run another process in a running container, through its monitor (monitor/ops.py).
 
 `ExecSession.start()` checks the container (docker's "is not running" / "is paused" conflicts),
 asks the monitor to start the process and raises `CommandNotFound` (127) / `CommandNotExecutable`

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import subprocess
 from pathlib import Path
 
 from katadocker.config import Settings
@@ -98,10 +97,7 @@ class GuestMounts:
         target = stage / MOUNT_FILE_NAME
         target.touch(exist_ok=True)
         if not rootfs.is_mounted(target):
-            proc = subprocess.run(["mount", "--bind", str(source), str(target)], capture_output=True,
-                                  text=True, check=False)
-            if proc.returncode != 0:
-                raise KatadockerError(f"bind-mounting {source}: {proc.stderr.strip()}")
+            rootfs.bind(source, target)
         self.staged.append(target)
         return stage
 

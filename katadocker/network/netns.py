@@ -245,9 +245,9 @@ def remove_host_link(host_ifname: str) -> None:
 
 
 def add_tap(ns: str, tap: str, mtu: int) -> None:
-    """A persistent TAP `tap` in `ns` attached to ``br0`` and up, ready for QEMU to open by name.
+    """A persistent TAP `tap` in `ns` attached to ``br0`` and up, ready for `open_tap`.
 
-    Created like QEMU opens it (``IFF_TAP|IFF_NO_PI|IFF_VNET_HDR``, single queue), owned by root.
+    Created like QEMU opens a TAP (``IFF_TAP|IFF_NO_PI|IFF_VNET_HDR``, single queue), owned by root.
     """
     run_in(ns, _add_tap, tap, mtu)
 
@@ -265,12 +265,27 @@ def _if_index(ifname: str) -> int | None:
         return None
 
 
+def open_tap(ns: str, tap: str) -> int:
+    """An open descriptor of the TAP `tap` in `ns` (made by `add_tap`; the caller closes it), for QEMU
+    to take over: a descriptor, unlike a name, works from any namespace."""
+    return run_in(ns, _open_tap, tap)
+
+
+def _open_tap(tap: str) -> int:
+    """Open (creating if missing) the TAP `tap` of the calling thread's namespace."""
+    fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+    try:
+        fcntl.ioctl(fd, TUNSETIFF, struct.pack("16sH22x", tap.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR))
+    except OSError as e:
+        os.close(fd)
+        raise NetworkError(f"cannot open {tap}: {e.strerror}") from None
+    return fd
+
+
 def _add_tap(tap: str, mtu: int) -> None:
     if _if_index(tap) is None:
-        fd = os.open("/dev/net/tun", os.O_RDWR | os.O_CLOEXEC)
+        fd = _open_tap(tap)
         try:
-            ifr = struct.pack("16sH22x", tap.encode(), IFF_TAP | IFF_NO_PI | IFF_VNET_HDR)
-            fcntl.ioctl(fd, TUNSETIFF, ifr)
             fcntl.ioctl(fd, TUNSETPERSIST, 1)
         finally:
             os.close(fd)

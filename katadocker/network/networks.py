@@ -47,8 +47,9 @@ _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 @dataclass(frozen=True)
 class Attachment:
-    """What a container needs to join a network: start QEMU in `netns_name` on `tap_name`, and give the
-    guest ``ip/prefix`` via `gateway` with `mtu` and `dns` as nameservers."""
+    """What a container needs to join a network: its VM's NIC on the TAP `tap_name` of the namespace
+    `netns_name` (netns.open_tap), and the guest ``ip/prefix`` via `gateway` with `mtu` and `dns` as
+    nameservers."""
 
     network: str
     network_id: str

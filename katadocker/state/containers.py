@@ -37,14 +37,12 @@ from katadocker.errors import Conflict, InvalidArgument, NoSuchContainer
 from katadocker.state import clock, namegen
 from katadocker.state.atomic import read_json, write_json
 from katadocker.state.lock import locked
-from katadocker.state.paths import StateRoot
+from katadocker.state.paths import RUN_ROOT, StateRoot
 
 STATUSES = ("created", "restarting", "running", "removing", "paused", "exited", "dead")
 _NAME_RE = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _NAMES_LOCK = "container-names"
 
-#: Where each container's sockets live while its monitor runs (see ContainerRecord.run_dir).
-RUN_ROOT = Path(os.environ.get("KATADOCKER_RUN_DIR", "/run/katadocker"))
 #: Exit code recorded when the monitor vanished without writing its exit file (killed: 128+SIGKILL).
 LOST_MONITOR_EXIT_CODE = 137
 

@@ -24,6 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_ROOT = Path("/var/lib/katadocker")
+#: Where each container's sockets live while its monitor runs (see ContainerRecord.run_dir), and an
+#: early VM's before a monitor takes it over (vm/early.py): short paths, for unix socket addresses.
+RUN_ROOT = Path(os.environ.get("KATADOCKER_RUN_DIR", "/run/katadocker"))
 
 
 def default_root() -> Path:

@@ -1,4 +1,4 @@
-"""A running QEMU: start it (optionally inside a network namespace), control it over QMP, wait for it.
+"""A running QEMU: start it, hot-add the container's devices and control it over QMP, wait for it.
 
 Every wait has a timeout. Failures raise `VMError` whose detail holds the QEMU command line, QEMU's
 own stderr and the last lines of the guest console, which is what explains a failed boot.
@@ -17,11 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from katadocker.errors import VMError
-from katadocker.vm.qemu import VMSpec, qemu_command
+from katadocker.vm.qemu import QMPCommand, Share, VMSpec, nic_commands, qemu_command, share_commands
 from katadocker.vm.virtiofsd import tail
 
-#: nsenter runs QEMU in a named network namespace (``ip netns add`` makes ``/run/netns/<name>``).
-NETNS_DIR = Path("/run/netns")
+#: QEMU runs under util-linux's setpriv (always installed), which has the kernel SIGKILL it when the
+#: thread that started it ends: a monitor killed with -9 leaves no VM behind, not even an early VM
+#: it had not taken over yet (vm/early.py). So VMs are started from a process's main thread.
+PARENT_DEATH_SIGNAL = ("setpriv", "--pdeathsig", "KILL", "--")
 
 
 class QMPClient:
@@ -41,13 +43,18 @@ class QMPClient:
             raise ConnectionError("QMP connection closed")
         return json.loads(line)
 
-    def execute(self, command: str, **arguments: Any) -> Any:
-        """Run `command`; return its "return" value, raise VMError on a QMP error. Events are skipped."""
+    def execute(self, command: str, fds: list[int] | None = None, **arguments: Any) -> Any:
+        """Run `command`, passing the open descriptors `fds` along with it (as ``getfd`` wants);
+        return its "return" value, raise VMError on a QMP error. Events are skipped."""
         msg: dict[str, Any] = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
-        self.file.write(json.dumps(msg).encode() + b"\n")
-        self.file.flush()
+        data = json.dumps(msg).encode() + b"\n"
+        if fds:
+            socket.send_fds(self.sock, [data], fds)
+        else:
+            self.file.write(data)
+            self.file.flush()
         while True:
             reply = self._read()
             if "return" in reply:
@@ -60,27 +67,50 @@ class QMPClient:
         self.sock.close()
 
 
-class VirtualMachine:
-    """One QEMU process for `spec`; `netns` names a network namespace to run it in.
+class InheritedChild:
+    """A child process this program inherited across an exec (vm/early.py): the part of
+    subprocess.Popen that `VirtualMachine` uses."""
 
-    QEMU's stdout/stderr go to `stderr_log` (next to the console log unless given). QEMU runs in its
-    own session so that a terminal's Ctrl-C reaches katadocker, which decides how the VM stops.
+    def __init__(self, pid: int, args: list[str]) -> None:
+        self.pid = pid
+        self.args = args
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(self.args, timeout or 0)
+            time.sleep(0.005)
+        return code
+
+    def send_signal(self, sig: int) -> None:
+        if self.poll() is None:
+            os.kill(self.pid, sig)
+
+
+class VirtualMachine:
+    """One QEMU process for `spec`.
+
+    QEMU's stdout/stderr go to `stderr_log` (next to the console log). QEMU runs in its own session
+    so that a terminal's Ctrl-C reaches katadocker, which decides how the VM stops.
     """
 
-    def __init__(self, spec: VMSpec, *, netns: str | None = None, stderr_log: Path | None = None) -> None:
+    def __init__(self, spec: VMSpec) -> None:
         self.spec = spec
-        self.netns = netns
-        self.stderr_log = stderr_log or spec.console_log.with_name(spec.console_log.name + ".qemu")
-        self.argv = self._argv()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self.argv = qemu_command(spec)
+        self.proc: subprocess.Popen[bytes] | InheritedChild | None = None
 
-    def _argv(self) -> list[str]:
-        argv = qemu_command(self.spec)
-        if self.netns is None:
-            return argv
-        # nsenter changes only the network namespace and then execs QEMU (same pid), unlike
-        # `ip netns exec`, which also makes a mount namespace to remount /sys
-        return ["nsenter", f"--net={NETNS_DIR / self.netns}", "--", *argv]
+    @property
+    def stderr_log(self) -> Path:
+        return self.spec.console_log.with_name(self.spec.console_log.name + ".qemu")
 
     @property
     def pid(self) -> int | None:
@@ -100,20 +130,30 @@ class VirtualMachine:
         )
 
     def start(self, timeout: float = 30.0) -> None:
-        """Start QEMU; returns once QEMU has loaded the kernel and runs the guest (it answered QMP
-        ``query-status``: QMP is served only after machine setup), with the agent socket listening.
+        """`spawn` QEMU and `wait_ready`."""
+        self.spawn()
+        self.wait_ready(timeout)
 
-        Raises VMError when QEMU cannot be started, exits, or is not running within `timeout`.
-        """
+    def spawn(self) -> None:
+        """Start QEMU and return at once; VMError when it cannot be started."""
         for sock in (self.spec.qmp_socket, self.spec.agent_socket):
             sock.unlink(missing_ok=True)
-        self.spec.console_log.parent.mkdir(parents=True, exist_ok=True)
+        for directory in {self.spec.console_log.parent, self.spec.qmp_socket.parent}:
+            directory.mkdir(parents=True, exist_ok=True)
         try:
             with self.stderr_log.open("wb") as log:
-                self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                             start_new_session=True)
+                self.proc = subprocess.Popen([*PARENT_DEATH_SIGNAL, *self.argv], stdin=subprocess.DEVNULL,
+                                             stdout=log, stderr=log, start_new_session=True)
         except OSError as e:
             raise self.error(f"cannot start QEMU: {e.strerror}") from None
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Return once the spawned QEMU has loaded the kernel and runs the guest (it answered QMP
+        ``query-status``: QMP is served only after machine setup), with the agent socket listening.
+
+        Raises VMError when QEMU exits or is not running within `timeout`.
+        """
+        assert self.proc is not None, "spawn() first"
         deadline = time.monotonic() + timeout
         while True:
             if self.spec.qmp_socket.exists() and self.spec.agent_socket.exists():
@@ -156,6 +196,30 @@ class VirtualMachine:
             if command == "quit" and isinstance(e, ConnectionError):
                 return None  # QEMU may close the socket before answering quit
             raise self.error(f"QMP {command} failed: {e}") from None
+        finally:
+            client.close()
+
+    def plug_share(self, share: Share, slot: int) -> None:
+        """Hot-add `share` (its virtiofsd listening) as a virtio-fs device into hotplug slot `slot`."""
+        self._plug(share_commands(share, slot))
+
+    def plug_nic(self, tap_fd: int, mac: str, slot: int) -> None:
+        """Hot-add a virtio NIC with `mac` into hotplug slot `slot`, on the open TAP `tap_fd` (QEMU
+        gets its own copy of the descriptor; the caller keeps and closes its one)."""
+        self._plug([("getfd", {"fdname": "tap0"}), *nic_commands("tap0", mac, slot)], fds=[tap_fd])
+
+    def _plug(self, commands: list[QMPCommand], fds: list[int] | None = None) -> None:
+        try:
+            client = QMPClient(self.spec.qmp_socket, 10)
+        except (OSError, ValueError) as e:
+            raise self.error(f"cannot reach QEMU's QMP socket: {e}") from None
+        try:
+            for i, (command, arguments) in enumerate(commands):
+                client.execute(command, fds=fds if i == 0 else None, **arguments)
+        except (OSError, ValueError) as e:
+            raise self.error(f"QMP {commands[0][0]} failed: {e}") from None
+        except VMError as e:
+            raise self.error(e.message) from None
         finally:
             client.close()
 

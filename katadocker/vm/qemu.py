@@ -1,10 +1,17 @@
 """The one QEMU command builder: `VMSpec` in, argv out. Every flag says why it is there.
 
 The VM is a q35 PC booted straight into the kernel + initramfs (no firmware boot menu, no disks):
-guest RAM is a shared memfd (virtio-fs maps it from virtiofsd), the container root and any extra
-shares are vhost-user-fs devices, the agent talks over one virtio-serial port, the guest console goes
-to a file (read back when a boot fails) and QMP is a unix socket for control. Nothing else: no
-display, no default devices, no NIC unless the spec asks for one.
+guest RAM is a shared memfd (virtio-fs maps it from virtiofsd), the agent talks over one
+virtio-serial port, the guest console goes to a file (read back when a boot fails) and QMP is a unix
+socket for control. Nothing else: no display, no default devices.
+
+The container's own devices (its root and any extra shares as vhost-user-fs devices, its NIC) are
+not on the command line: they are hot-added over QMP (`share_commands`, `nic_commands`) into the
+empty PCIe root ports the VM boots with (`VMSpec.hotplug_slots`). That lets QEMU start booting before
+the container exists (vm/early.py): the kernel's boot, seconds under TCG, then overlaps the CLI
+creating the container. Added before the guest scans its PCI buses (the usual case), a device is
+simply found by that scan; added later, the guest's ACPI PCI hotplug picks it up and the agent waits
+for it.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from katadocker.errors import VMError
 
@@ -55,7 +63,8 @@ KERNEL_CMDLINE: tuple[str, ...] = (
     "nowatchdog",               # no soft-lockup watchdog: an emulated guest on a busy host is often "stuck"
     "mitigations=off",          # no speculative-execution mitigations: the VM boundary is the isolation,
                                 # guest kernel and container share one trust domain
-    "pci=lastbus=0",            # every device sits on bus 0: don't scan the other 255 buses
+    "pci=lastbus=0",            # no peer host bridges: don't probe buses 1-255 for them (the buses
+                                # behind the hotplug root ports are found through the ports)
 )  # fmt: skip
 
 
@@ -73,14 +82,6 @@ class Share:
 
 
 @dataclass(frozen=True)
-class NetSpec:
-    """A NIC backed by an existing TAP device `ifname` (in QEMU's network namespace) with `mac`."""
-
-    ifname: str
-    mac: str
-
-
-@dataclass(frozen=True)
 class VMSpec:
     """Everything that shapes one VM. Paths of sockets and logs are created by QEMU (sockets) or the
     caller (directories); the socket paths must fit a unix socket address (< 108 bytes)."""
@@ -93,8 +94,8 @@ class VMSpec:
     qmp_socket: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     cpus: int = 1
-    shares: tuple[Share, ...] = ()
-    net: NetSpec | None = None
+    #: empty PCIe root ports for the devices hot-added later (`share_commands`, `nic_commands`)
+    hotplug_slots: int = 0
     cmdline_extra: tuple[str, ...] = ()
     name: str = "katadocker"
     #: firmware image (-bios); None: QEMU's default SeaBIOS
@@ -168,17 +169,42 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         # unpacked initramfs) stops costing the host: an idle busybox VM's guest RAM 113 -> 92 MiB
         "-device", "virtio-balloon-pci,free-page-reporting=on",
     ]  # fmt: skip
-    for i, share in enumerate(spec.shares):
-        argv += [
-            # virtiofsd's vhost-user socket (virtiofsd listens, QEMU connects)
-            "-chardev", f"socket,id=fs{i},path={share.socket}",
-            # queue-size=1024: more requests in flight than the default 128 (parallel file I/O)
-            "-device", f"vhost-user-fs-pci,queue-size=1024,chardev=fs{i},tag={share.tag}",
-        ]  # fmt: skip
-    if spec.net:
-        argv += [
-            # an existing TAP (created by katadocker in the network's netns); no helper scripts
-            "-netdev", f"tap,id=net0,ifname={spec.net.ifname},script=no,downscript=no",
-            "-device", f"virtio-net-pci,netdev=net0,mac={spec.net.mac}",
-        ]  # fmt: skip
+    for slot in range(spec.hotplug_slots):
+        # an empty hotpluggable PCIe slot (q35's root bus itself takes no hotplug); each root port
+        # needs its own chassis number
+        argv += ["-device", f"pcie-root-port,id={slot_id(slot)},chassis={slot + 1}"]
     return argv
+
+
+def slot_id(slot: int) -> str:
+    """QEMU's id of hotplug slot number `slot` (a PCIe root port of `qemu_command`)."""
+    return f"slot{slot}"
+
+
+#: One QMP command: (name, arguments).
+QMPCommand = tuple[str, dict[str, Any]]
+
+
+def share_commands(share: Share, slot: int) -> list[QMPCommand]:
+    """The QMP commands that hot-add `share` as a virtio-fs device into hotplug slot `slot`."""
+    chardev = f"fs{slot}"
+    return [
+        # virtiofsd's vhost-user socket (virtiofsd listens, QEMU connects)
+        ("chardev-add", {"id": chardev, "backend": {"type": "socket", "data": {
+            "addr": {"type": "unix", "data": {"path": str(share.socket)}}, "server": False}}}),
+        # queue-size=1024: more requests in flight than the default 128 (parallel file I/O)
+        ("device_add", {"driver": "vhost-user-fs-pci", "id": f"fsdev{slot}", "bus": slot_id(slot),
+                        "chardev": chardev, "tag": share.tag, "queue-size": 1024}),
+    ]
+
+
+def nic_commands(fd_name: str, mac: str, slot: int) -> list[QMPCommand]:
+    """The QMP commands that hot-add a virtio NIC with `mac` into hotplug slot `slot`, backed by the
+    TAP whose open descriptor was handed to QEMU as `fd_name` (QMP ``getfd``): the TAP lives in the
+    network's namespace, which QEMU need not enter."""
+    return [
+        ("netdev_add", {"type": "tap", "id": "net0", "fd": fd_name}),
+        # romfile="": no option ROM (iPXE network boot): the kernel is booted directly
+        ("device_add", {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "mac": mac,
+                        "bus": slot_id(slot), "romfile": ""}),
+    ]

@@ -123,6 +123,11 @@ class Virtiofsd:
                 detail=f"{' '.join(self.proc.args)}\n{tail(self.log)}",  # type: ignore[arg-type]
             )
 
+    def terminate(self) -> None:
+        """Ask virtiofsd to end (SIGTERM) without waiting for it; `stop` waits."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+
     def stop(self, timeout: float = 5.0) -> None:
         """End virtiofsd (SIGTERM, then SIGKILL after `timeout`) and remove its socket. Idempotent."""
         if self.proc and self.proc.poll() is None:

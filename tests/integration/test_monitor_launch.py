@@ -1,5 +1,6 @@
-"""The monitor interpreter that `run` and `start` pre-start (engine/monitor_launch.py) never outlives
-a CLI that had nothing to hand it: a failed `run`, a `start` of a missing container, `run --help`."""
+"""The monitor interpreter that `run` and `start` pre-start (engine/monitor_launch.py), and the early
+VM it starts (vm/early.py), never outlive a CLI that had nothing to hand it: a failed `run`, a
+`start` of a missing container, `run --help`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from katadocker.engine.monitor_launch import ARGS_FROM_STDIN
 from katadocker.state.containers import read_pid_file
 from tests.support.cli import Katadocker
+from tests.support.leaks import early_vms
 
 
 def waiting_monitors(root: Path) -> list[int]:
@@ -30,9 +32,9 @@ def waiting_monitors(root: Path) -> list[int]:
 
 
 def gone_within(root: Path, seconds: float) -> list[int]:
-    """The pre-started monitors of `root` still there after up to `seconds`."""
+    """The pre-started monitors and early VMs of `root` still there after up to `seconds`."""
     deadline = time.monotonic() + seconds
-    while (left := waiting_monitors(root)) and time.monotonic() < deadline:
+    while (left := waiting_monitors(root) + early_vms(root)) and time.monotonic() < deadline:
         time.sleep(0.1)
     return left
 

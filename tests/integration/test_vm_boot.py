@@ -60,10 +60,10 @@ def rootfs(tmp_path: Path) -> Path:
     return busybox_rootfs(tmp_path / "rootfs")
 
 
-def vm_spec(assets: GuestAssets, run: Path, shares: tuple[Share, ...]) -> VMSpec:
+def vm_spec(assets: GuestAssets, run: Path, slots: int = 0) -> VMSpec:
     return VMSpec(kernel=assets.kernel, initramfs=assets.initramfs, accel=assets.accel.name,
                   agent_socket=run / "agent.sock", console_log=run / "console.log",
-                  qmp_socket=run / "qmp.sock", shares=shares, memory_mib=256)
+                  qmp_socket=run / "qmp.sock", hotplug_slots=slots, memory_mib=256)
 
 
 @contextmanager
@@ -71,10 +71,11 @@ def boot(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[Vi
     """A VM with `rootfs` as its container root, its agent said hello; stopped afterwards."""
     run = tmp_path / "run"
     with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
-        vm = VirtualMachine(vm_spec(assets, run, (Share(ROOTFS_TAG, fs.socket_path),)))
+        vm = VirtualMachine(vm_spec(assets, run, slots=1))
         began = time.monotonic()
         vm.start()
         try:
+            vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
             client = AgentClient.connect(os.fspath(vm.spec.agent_socket), 10)
             try:
                 client.wait_hello(BOOT_TIMEOUT)
@@ -105,6 +106,27 @@ def test_echo_hello_in_the_container_root(booted: tuple[VirtualMachine, AgentCli
     assert vm.wait(60) == 0  # the agent powered the VM off
 
 
+def test_a_share_hot_added_after_the_guest_booted_is_waited_for(assets: GuestAssets, rootfs: Path,
+                                                                 tmp_path: Path) -> None:
+    """A container's devices can arrive after its early VM booted (vm/early.py: the CLI was still
+    pulling): the guest's PCI hotplug finds the share and the agent waits for it before mounting."""
+    run = tmp_path / "run"
+    with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
+        vm = VirtualMachine(vm_spec(assets, run, slots=1))
+        vm.start()
+        try:
+            client = AgentClient.connect(os.fspath(vm.spec.agent_socket), 10)
+            client.wait_hello(BOOT_TIMEOUT)  # the agent runs: the kernel scanned PCI without the share
+            vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
+            done = client.start(ProcessSpec(args=["cat", "/etc/passwd"], env=[PATH_ENV]),
+                                timeout=60).collect(timeout=60)
+            assert done.exit.code == 0
+            assert done.stdout == (rootfs / "etc/passwd").read_bytes()
+            client.close()
+        finally:
+            vm.stop()
+
+
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:
     vm, _ = booted
     assert vm.qmp("query-status")["status"] == "running"
@@ -118,7 +140,7 @@ def test_kernel_panic_reports_the_console_tail(assets: GuestAssets, tmp_path: Pa
     empty = tmp_path / "empty.cpio"
     with empty.open("wb") as f:
         write_cpio(f, [])
-    vm = VirtualMachine(replace(vm_spec(assets, tmp_path, ()), initramfs=empty))
+    vm = VirtualMachine(replace(vm_spec(assets, tmp_path), initramfs=empty))
     vm.start()
     vm.wait(BOOT_TIMEOUT)
     err = vm.error("the VM failed to boot")
@@ -129,7 +151,7 @@ def test_kernel_panic_reports_the_console_tail(assets: GuestAssets, tmp_path: Pa
 def test_bogus_kernel_fails_with_qemu_stderr(assets: GuestAssets, tmp_path: Path) -> None:
     bogus = tmp_path / "vmlinuz"
     bogus.write_bytes(b"not a kernel" * 100)
-    vm = VirtualMachine(replace(vm_spec(assets, tmp_path, ()), kernel=bogus))
+    vm = VirtualMachine(replace(vm_spec(assets, tmp_path), kernel=bogus))
     with pytest.raises(VMError) as info:
         vm.start()
     assert "QEMU exited at startup" in info.value.message

@@ -4,7 +4,8 @@
 
 - TAPs in the namespaces of the root's networks whose container is not running, and endpoints
   (addresses, DNS names) in network records whose container is not running;
-- monitor, QEMU and virtiofsd processes of the root whose container is gone or not running;
+- monitor, QEMU and virtiofsd processes of the root whose container is gone or not running, and
+  early VMs no monitor took over;
 - listening sockets (TCP listen, bound UDP) held by such stray processes;
 - namespaces and host veths of networks the root no longer has (pass the names seen earlier with
   `network_objects`).
@@ -25,6 +26,8 @@ from katadocker.state.containers import ContainerStore, reconcile
 from katadocker.state.paths import StateRoot
 
 HELPERS = ("katadocker.monitor", "qemu-system", "virtiofsd")
+#: The owner `_helper_processes` gives an early VM's QEMU.
+EARLY = "early"
 
 
 def running_ids(root: Path) -> set[str]:
@@ -69,11 +72,13 @@ def _open_paths(pid: int) -> list[str]:
 
 
 def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
-    """(pid, helper kind, container id) of every helper process of `root`: QEMU and virtiofsd
-    name paths under ROOT/containers/ID/ on their command lines; a monitor gets its arguments on
-    stdin, so it is known by the container files it holds open (its monitor.log, the json log)."""
+    """(pid, helper kind, owner) of every helper process of `root`; the owner is a container id or
+    EARLY. virtiofsd names paths under ROOT/containers/ID/ on its command line; a monitor gets its
+    arguments on stdin and QEMU may have started as an early VM (vm/early.py), so those two are
+    known by the files they hold open (a monitor's monitor.log and json log; QEMU's console log,
+    under ROOT/tmp/early-PID/ until a monitor takes the VM over)."""
     out = []
-    containers = f"{root}/containers/"
+    containers, early = f"{root}/containers/", f"{root}/tmp/early-"
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -85,11 +90,18 @@ def _helper_processes(root: Path) -> list[tuple[int, str, str]]:
         kind = next((h for h in HELPERS if h in text), None)
         if kind is None:
             continue
-        places = _open_paths(int(entry.name)) if kind == "katadocker.monitor" else [text]
-        cid = next((p.split(containers, 1)[1][:64] for p in places if containers in p), None)
-        if cid is not None:
-            out.append((int(entry.name), kind, cid))
+        places = [text] if kind == "virtiofsd" else _open_paths(int(entry.name))
+        owner = next((p.split(containers, 1)[1][:64] for p in places if containers in p), None)
+        if owner is None and any(p.startswith(early) for p in places):
+            owner = EARLY
+        if owner is not None:
+            out.append((int(entry.name), kind, owner))
     return out
+
+
+def early_vms(root: Path) -> list[int]:
+    """Pids of the QEMUs of `root` started as early VMs and not taken over by a monitor (yet)."""
+    return [pid for pid, _, owner in _helper_processes(root) if owner == EARLY]
 
 
 def _socket_inodes(pid: int) -> set[str]:
@@ -129,10 +141,11 @@ def find_leaks(root: Path, seen_networks: set[str] = frozenset()) -> list[str]:
                 leaks.append(f"endpoint {ep['Name']} ({ep['IPv4Address']}) on {record['Name']} "
                              "belongs to no running container")
     listeners = listening_inodes()
-    for pid, kind, cid in _helper_processes(root):
-        if cid in live:
+    for pid, kind, owner in _helper_processes(root):
+        if owner in live:
             continue
-        leaks.append(f"{kind} process {pid} of container {cid[:12]} that is not running")
+        leaks.append(f"early VM (QEMU process {pid}) that no monitor took over" if owner == EARLY
+                     else f"{kind} process {pid} of container {owner[:12]} that is not running")
         leaks += [f"listener {listeners[i]} held by stray {kind} {pid}"
                   for i in _socket_inodes(pid) if i in listeners]
     for obj in sorted(set(seen_networks) - network_objects(root)):

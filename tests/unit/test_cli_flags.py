@@ -12,7 +12,7 @@ import click
 import pytest
 import typer
 
-from katadocker.cli.entry import GLOBAL_VALUE_OPTIONS, invoked_verb, starts_a_container
+from katadocker.cli.entry import GLOBAL_VALUE_OPTIONS, invoked_verb, leading_options, starts_a_container
 from katadocker.cli.main import app, app_for
 
 REPO = Path(__file__).resolve().parents[2]
@@ -105,6 +105,17 @@ def test_end_to_end(tmp_path: Path) -> None:
 ])
 def test_invoked_verb_skips_global_options_and_their_values(argv: list[str], verb: str | None) -> None:
     assert invoked_verb(argv) == verb
+
+
+@pytest.mark.parametrize(("argv", "options"), [
+    (["--root", "/r", "run", "--root", "/x"], {"--root": "/r"}),  # the verb's own options are not global
+    (["--root=/r", "-D", "start", "c"], {"--root": "/r", "-D": ""}),
+    (["-l", "debug", "--config=/c"], {"-l": "debug", "--config": "/c"}),
+    (["--root"], {"--root": ""}),
+])
+def test_leading_options_are_the_global_options_with_their_values(argv: list[str], options: dict) -> None:
+    """The early VM's state root comes from them (cli/entry.py)."""
+    assert leading_options(argv)[0] == options
 
 
 @pytest.mark.parametrize(("argv", "starts"), [

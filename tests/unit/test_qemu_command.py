@@ -8,7 +8,15 @@ import pytest
 
 from katadocker.errors import InvalidArgument, VMError
 from katadocker.vm.accel import choose_accelerator
-from katadocker.vm.qemu import KERNEL_CMDLINE, TCG_TB_SIZE_MIB, NetSpec, Share, VMSpec, qemu_command
+from katadocker.vm.qemu import (
+    KERNEL_CMDLINE,
+    TCG_TB_SIZE_MIB,
+    Share,
+    VMSpec,
+    nic_commands,
+    qemu_command,
+    share_commands,
+)
 
 
 def spec(**kw: object) -> VMSpec:
@@ -51,22 +59,36 @@ def test_agent_port_is_the_agreed_virtio_serial_port() -> None:
     assert "virtserialport,bus=vser0.0,chardev=agent,name=org.katadocker.agent" in value(argv, "-device")
 
 
-def test_shares_become_vhost_user_fs_devices() -> None:
-    shares = (Share("rootfs", Path("/r/fs0.sock")), Share("vol1", Path("/r/fs1.sock")))
-    argv = qemu_command(spec(shares=shares), qemu="qemu")
-    assert "socket,id=fs0,path=/r/fs0.sock" in value(argv, "-chardev")
-    assert "socket,id=fs1,path=/r/fs1.sock" in value(argv, "-chardev")
-    devices = value(argv, "-device")
-    assert "vhost-user-fs-pci,queue-size=1024,chardev=fs0,tag=rootfs" in devices
-    assert "vhost-user-fs-pci,queue-size=1024,chardev=fs1,tag=vol1" in devices
+def test_hotplug_slots_are_empty_root_ports_with_their_own_chassis() -> None:
+    assert "pcie-root-port" not in " ".join(qemu_command(spec(), qemu="qemu"))
+    devices = value(qemu_command(spec(hotplug_slots=3), qemu="qemu"), "-device")
+    ports = [d for d in devices if "root-port" in d]
+    assert ports == ["pcie-root-port,id=slot0,chassis=1", "pcie-root-port,id=slot1,chassis=2",
+                     "pcie-root-port,id=slot2,chassis=3"]
+    assert "vhost-user-fs" not in " ".join(qemu_command(spec(hotplug_slots=3), qemu="qemu"))
 
 
-def test_network_and_cpus_and_kvm() -> None:
-    argv = qemu_command(spec(net=NetSpec("tap0", "02:42:ac:11:00:02"), cpus=2, accel="kvm",
-                             cmdline_extra=("katadocker.debug=1",), firmware=Path("/fw/qboot.rom")),
-                        qemu="qemu")
-    assert value(argv, "-netdev") == ["tap,id=net0,ifname=tap0,script=no,downscript=no"]
-    assert "virtio-net-pci,netdev=net0,mac=02:42:ac:11:00:02" in value(argv, "-device")
+def test_a_share_is_hot_added_as_a_vhost_user_fs_device_into_its_slot() -> None:
+    (chardev, args), (device, dev) = share_commands(Share("vol1", Path("/r/fs1.sock")), 1)
+    assert chardev == "chardev-add" and args["id"] == "fs1"
+    assert args["backend"] == {"type": "socket", "data": {
+        "addr": {"type": "unix", "data": {"path": "/r/fs1.sock"}}, "server": False}}
+    assert device == "device_add"
+    assert dev == {"driver": "vhost-user-fs-pci", "id": "fsdev1", "bus": "slot1", "chardev": "fs1",
+                   "tag": "vol1", "queue-size": 1024}
+
+
+def test_a_nic_is_hot_added_on_a_passed_tap_descriptor() -> None:
+    (netdev, args), (device, dev) = nic_commands("tap0", "02:42:ac:11:00:02", 2)
+    assert (netdev, args) == ("netdev_add", {"type": "tap", "id": "net0", "fd": "tap0"})
+    assert (device, dev) == ("device_add", {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0",
+                                            "mac": "02:42:ac:11:00:02", "bus": "slot2",
+                                            "romfile": ""})
+
+
+def test_cpus_and_kvm() -> None:
+    argv = qemu_command(spec(cpus=2, accel="kvm", cmdline_extra=("katadocker.debug=1",),
+                             firmware=Path("/fw/qboot.rom")), qemu="qemu")
     assert value(argv, "-smp") == ["2"]
     assert value(argv, "-accel") == ["kvm"] and value(argv, "-cpu") == ["host"]
     assert value(argv, "-bios") == ["/fw/qboot.rom"]

@@ -1,15 +1,10 @@
-"""The per-container monitor: ``python -m katadocker.monitor --args-from-stdin``, then one JSON list
-``[<state-root>, <id>, ["--attached"], ["--assets=…"]]`` on stdin (engine/monitor_launch.py starts
-it, ahead of time when it can: it imports what it needs while it waits; end-of-file ends it).
-
-One detached process per running container (podman's conmon, kata's shim). It daemonizes (double
-fork, setsid, stdio to /dev/null, diagnostics to ``<container>/monitor.log``) and then:
+"""What the monitor does for its container (`Monitor.run`), once __main__.py has handed it over:
 
 1. mounts the overlay root;
-2. attaches the network (none for ``--network none``), starts virtiofsd and QEMU (inside the network's
-   namespace) with the guest assets the CLI hands over (``--assets``; ensured here without it); then,
-   while the guest boots, the DNS responder and port relays, resolves USER and creates WORKDIR, and
-   connects to the agent;
+2. attaches the network (none for ``--network none``), starts virtiofsd, takes the early VM when it
+   fits or starts QEMU with the guest assets the CLI hands over (``--assets``; ensured here without
+   it), and hot-adds the container's shares and NIC; then, while the guest boots, the DNS responder
+   and port relays, resolves USER and creates WORKDIR, and connects to the agent;
 3. starts the process, writes ``runtime.json`` and then ``started``;
 4. copies the process's output into the json-file log, serves the control socket (engine/control.py:
    kill, wait, stdin), watches QEMU and virtiofsd;
@@ -31,18 +26,15 @@ import json
 import logging
 import math
 import os
-import shutil
 import socket
-import sys
 import threading
 import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from katadocker.config import Settings, load_settings
+from katadocker.config import Settings
 from katadocker.engine import events, logs, process_spec, rootfs
-from katadocker.engine.monitor_launch import ARGS_FROM_STDIN
 from katadocker.errors import CommandNotExecutable, CommandNotFound, KatadockerError, VMError
 from katadocker.state import clock
 from katadocker.state.atomic import write_json
@@ -64,8 +56,9 @@ class Monitor:
     """Owns one container's VM and helpers for the container's lifetime (see the module doc)."""
 
     def __init__(self, settings: Settings, store: ContainerStore, record: ContainerRecord, attached: bool,
-                 assets: dict[str, str] | None = None):
+                 assets: dict[str, str] | None = None, early: Any = None):
         self.settings = settings
+        self.early = early  # vm.early.EarlyVM booting for this container, or None
         self.assets = assets  # {"kernel", "initramfs", "accel"} as the CLI just ensured them, or None
         self.store = store
         self.record = record
@@ -114,8 +107,7 @@ class Monitor:
         from katadocker.agent.client import AgentClient
         from katadocker.agent.protocol import ProcessSpec
         from katadocker.image.store import LayerStore
-        from katadocker.vm.machine import VirtualMachine
-        from katadocker.vm.qemu import DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, ROOTFS_TAG, NetSpec, Share, VMSpec
+        from katadocker.vm.qemu import DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, ROOTFS_TAG, Share, VMSpec
         from katadocker.vm.virtiofsd import Virtiofsd
 
         rec = self.record
@@ -124,8 +116,8 @@ class Monitor:
         lowers = [layers.path(d) for d in reversed(rec.config["Layers"])]  # top-most first
         rootfs.mount(lowers, rec.upper, rec.work, rec.rootfs)
 
-        # QEMU first, with only what it needs (the TAP, virtiofsd's sockets); the rest of the host-side
-        # set-up below runs while the guest boots (seconds under TCG) instead of before it
+        # the VM's devices first (the TAP, virtiofsd's sockets); the rest of the host-side set-up below
+        # runs while the guest boots (seconds under TCG) instead of before it
         kernel, initramfs, accel = self._assets()
         self._attach_network(host.get("NetworkMode") or "bridge")
         run = rec.run_dir
@@ -137,15 +129,14 @@ class Monitor:
         if host.get("Memory"):
             memory_mib = max(MIN_MEMORY_MIB, host["Memory"] // (1024 * 1024) + MEMORY_OVERHEAD_MIB)
         cpus = max(1, math.ceil((host.get("NanoCpus") or 0) / 1e9))
-        att = self.attachment
+        shares = (Share(ROOTFS_TAG, run / "fs.sock"), *self.guest_mounts.shares)
         spec = VMSpec(kernel=kernel, initramfs=initramfs, accel=accel,
                       agent_socket=run / "agent.sock", console_log=rec.dir / "console.log",
                       qmp_socket=run / "qmp.sock", memory_mib=memory_mib, cpus=cpus,
-                      shares=(Share(ROOTFS_TAG, run / "fs.sock"), *self.guest_mounts.shares),
-                      net=NetSpec(att.tap_name, att.mac) if att else None, name=f"katadocker-{rec.short_id}")
-        self.vm = VirtualMachine(spec, netns=att.netns_name if att else None)
-        self.vm.start()
+                      hotplug_slots=len(shares) + (self.attachment is not None))
+        self.vm = self._machine(spec)
         write_pid_file(rec.pid_dir / "qemu", self.vm.pid)
+        self._plug_devices(shares)
 
         self._start_dns()
         published = self._publish(host.get("PortBindings") or {})
@@ -173,7 +164,41 @@ class Monitor:
         for signo in pending:
             self._deliver(signo)
         write_json(rec.runtime_path, {"Ports": [asdict(p) for p in published],
-                                      "Attachment": asdict(att) if att else None})
+                                      "Attachment": asdict(self.attachment) if self.attachment else None})
+
+    def _machine(self, spec: Any) -> Any:
+        """A running VM for `spec`, QMP ready: the early VM when it fits (vm/early.py), else a new one."""
+        early, self.early = self.early, None
+        if early is not None:
+            if early.fits(spec):
+                try:
+                    vm = early.adopt(spec)
+                    log.info("took over the early VM")
+                    return vm
+                except VMError as e:
+                    log.warning("the early VM is unusable: %s", e.message)
+            else:
+                log.info("the early VM does not fit this container: starting another")
+            early.discard()
+        from katadocker.vm.machine import VirtualMachine
+
+        vm = VirtualMachine(spec)
+        vm.start()
+        return vm
+
+    def _plug_devices(self, shares: tuple[Any, ...]) -> None:
+        """Hot-add the shares (slots 0..) and the NIC (the next slot) into the VM."""
+        for slot, share in enumerate(shares):
+            self.vm.plug_share(share, slot)
+        att = self.attachment
+        if att is not None:
+            from katadocker.network import netns
+
+            tap = netns.open_tap(att.netns_name, att.tap_name)
+            try:
+                self.vm.plug_nic(tap, att.mac, len(shares))
+            finally:
+                os.close(tap)
 
     def _assets(self) -> tuple[Path, Path, str]:
         """(kernel, initramfs, accelerator name): handed over by the CLI (saves the monitor importing
@@ -332,18 +357,22 @@ class Monitor:
             self._auto_remove()
 
     def _teardown(self) -> None:
-        """Stop everything the container used; each step runs even if an earlier one failed."""
-        steps = [self._stop_relays, self._stop_vm, self._stop_fs, lambda: rootfs.unmount(self.record.rootfs),
-                 self._detach]
-        for step in steps:
-            try:
-                step()
-            except Exception:  # noqa: BLE001 - cleanup never hides the exit, log and go on
-                log.exception("teardown step failed")
+        """Stop everything the container used; each step runs even if an earlier one failed. The
+        network detach runs alongside the rest (deleting a TAP waits ~20 ms for the kernel here, and
+        an ``--rm`` run waits for the whole teardown)."""
+        detaching = threading.Thread(target=_logged, args=(self._detach,), name="detach")
+        detaching.start()
+        for step in (self._stop_relays, self._stop_vm, self._stop_fs,
+                     lambda: rootfs.unmount(self.record.rootfs)):
+            _logged(step)
+        detaching.join()
         for name in ("qemu", "virtiofsd"):
             (self.record.pid_dir / name).unlink(missing_ok=True)
 
     def _stop_vm(self) -> None:
+        if self.early is not None:  # the start failed before it was taken over
+            self.early.discard()
+            self.early = None
         if self.vm is not None and self.vm.proc is not None:
             if self.proc is not None and not self._guest_state_discarded():
                 # the process ran: let the agent sync the guest's writes and power off
@@ -354,6 +383,8 @@ class Monitor:
                 except VMError:
                     self.vm.stop(grace=5)
             else:
+                if self.fs is not None:
+                    self.fs.terminate()  # virtiofsd ends alongside QEMU, not after it
                 self.vm.kill()
         if self.agent is not None:
             with contextlib.suppress(OSError):
@@ -428,10 +459,10 @@ class Monitor:
                 self.waiters_answered.set()
             elif op == "stdin":
                 self._forward_stdin(f)
-            elif op in ("exec", "resize", "pause", "unpause"):  # interactive ops: monitor_ops.py
-                from katadocker import monitor_ops
+            elif op in ("exec", "resize", "pause", "unpause"):  # interactive ops: ops.py
+                from katadocker.monitor import ops
 
-                monitor_ops.handle(self, op, request, conn, f)
+                ops.handle(self, op, request, conn, f)
 
     def _forward_stdin(self, f: Any) -> None:
         while not (self.started.is_set() or self.finished.is_set()):
@@ -450,80 +481,16 @@ class Monitor:
             self.proc.close_stdin()
 
 
+def _logged(step: Any) -> None:
+    """Run the teardown step `step`; a failure is logged, never raised: cleanup never hides the exit."""
+    try:
+        step()
+    except Exception:  # noqa: BLE001 - log and go on with the next step
+        log.exception("teardown step failed")
+
+
 def _tail(path: Any, lines: int = 30) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
     except OSError:
         return ""
-
-
-# --- process plumbing -----------------------------------------------------------------------------
-
-def daemonize(pid_file: Any) -> None:
-    """Double fork: the caller's process returns only in the final daemon; the original process exits
-    once the daemon's pid is in `pid_file` (so the CLI that ran us can read it right away)."""
-    first = os.fork()
-    if first:
-        _, status = os.waitpid(first, 0)
-        os._exit(os.waitstatus_to_exitcode(status))
-    os.setsid()
-    second = os.fork()
-    if second:
-        write_pid_file(pid_file, second)
-        os._exit(0)
-    os.chdir("/")
-    devnull = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(devnull, fd)
-    os.close(devnull)
-
-
-def name_process(name: str) -> None:
-    """Set this process's name (``/proc/self/comm``: what ``ps -o comm``, top and pstree show; at most
-    15 bytes), before any thread starts so that its threads carry it too. The command line of a
-    monitor does not name its container: the arguments came on stdin."""
-    import ctypes
-
-    PR_SET_NAME = 15  # <linux/prctl.h>
-    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
-
-
-def _preload() -> None:
-    """Import what `Monitor._setup` needs while waiting for the arguments (see monitor_launch)."""
-    import katadocker.agent.client  # noqa: F401
-    import katadocker.engine.networking  # noqa: F401
-    import katadocker.image.store  # noqa: F401
-    import katadocker.network.networks  # noqa: F401
-    import katadocker.vm.machine  # noqa: F401
-    import katadocker.vm.virtiofsd  # noqa: F401
-
-
-def main(argv: list[str]) -> None:
-    if argv != [ARGS_FROM_STDIN]:
-        sys.stderr.write(f"usage: python -m katadocker.monitor {ARGS_FROM_STDIN}, then on stdin one "
-                         "JSON list: STATE_ROOT CONTAINER_ID [--attached] [--assets=JSON]\n")
-        sys.exit(2)
-    _preload()
-    line = sys.stdin.readline()
-    if not line:
-        sys.exit(0)  # the CLI that started us ended without a container to start
-    argv = json.loads(line)
-    settings = load_settings(root=argv[0])
-    store = ContainerStore(settings.state)
-    record = store.load(argv[1])
-    daemonize(record.dir / "monitor.pid")
-    name_process(f"kd-{record.short_id}")
-    logging.basicConfig(filename=record.monitor_log, level=logging.INFO,
-                        format="%(asctime)s %(levelname)s %(threadName)s: %(message)s")
-    try:
-        assets = next((json.loads(a.partition("=")[2]) for a in argv[2:] if a.startswith("--assets=")), None)
-        Monitor(settings, store, record, "--attached" in argv[2:], assets).run()
-    except Exception:  # noqa: BLE001 - last resort: leave a trace, the next CLI command reconciles
-        log.exception("monitor failed")
-    finally:
-        shutil.rmtree(record.run_dir, ignore_errors=True)
-    os._exit(0)
-
-
-if __name__ == "__main__":
-    main(sys.argv[1:])
