@@ -51,6 +51,7 @@
 #define MAX_PROCS 64
 #define PORT_WAIT_MS 10000         /* how long boot waits for the virtio port to appear */
 #define DEVICE_WAIT_MS 30000       /* how long START waits for hot-added devices to be probed */
+#define TAG_WAIT_MS 5000           /* how long a virtio-fs mount retries a tag not registered yet */
 #define OUTPUT_GRACE_MS 1000       /* after an exit, how long idle output pipes may stay open */
 #define NEWROOT "/newroot"
 #define ETCFILES "/etcfiles"       /* tmpfs in the initramfs holding hostname, hosts, resolv.conf */
@@ -546,11 +547,28 @@ static int open_dir_in_root(const char *path)
 }
 
 /* mount(2) onto an fd: the kernel resolves /proc/self/fd/N to exactly the opened directory. */
+/*
+ * mount(2), except that a virtio-fs mount whose tag is not registered yet (EINVAL) is retried for up
+ * to TAG_WAIT_MS: a hot-added device reports DRIVER_OK (wait_for_devices) a moment before its probe
+ * registers the tag, and the probe can be preempted in between.
+ */
+static int mount_fs(const char *src, const char *target, const char *type, unsigned long flags,
+                    const char *data)
+{
+    bool virtiofs = type && strcmp(type, "virtiofs") == 0;
+    uint64_t deadline = virtiofs ? now_ms() + TAG_WAIT_MS : 0;
+    int r;
+    while ((r = mount(src, target, type, flags, data)) < 0 && virtiofs && errno == EINVAL &&
+           now_ms() < deadline)
+        usleep(1000);
+    return r;
+}
+
 static int mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data)
 {
     char target[64];
     snprintf(target, sizeof target, "/proc/self/fd/%d", fd);
-    return mount(src, target, type, flags, data);
+    return mount_fs(src, target, type, flags, data);
 }
 
 static int mount_in_root(const char *src, const char *path, const char *type, unsigned long flags,
@@ -727,7 +745,7 @@ static int mount_file(const struct mount_spec *m, size_t index, unsigned long fl
     snprintf(stage, sizeof stage, "/stage/m%zu", index);
     mkdir("/stage", 0700);
     mkdir(stage, 0700);
-    if (mount(m->source, stage, "virtiofs", flags, data[0] ? data : NULL) < 0)
+    if (mount_fs(m->source, stage, "virtiofs", flags, data[0] ? data : NULL) < 0)
         return -1;
     snprintf(file, sizeof file, "%s/" KD_MOUNT_FILE_NAME, stage);
     const char *slash = strrchr(m->target, '/');
@@ -846,7 +864,7 @@ static const char *setup_root(const struct spec *s)
     static char err[256];
     wait_for_devices(s);
     mkdir(NEWROOT, 0755);
-    if (mount(s->rootfs ? s->rootfs : "rootfs", NEWROOT, "virtiofs", 0, NULL) < 0) {
+    if (mount_fs(s->rootfs ? s->rootfs : "rootfs", NEWROOT, "virtiofs", 0, NULL) < 0) {
         snprintf(err, sizeof err, "mount virtio-fs root %s: %s", s->rootfs ? s->rootfs : "rootfs",
                  strerror(errno));
         return err;
