@@ -46,9 +46,10 @@ def invoked_verb(args: list[str]) -> str | None:
 
 def starts_a_container(args: list[str]) -> bool:
     """Whether `args` invoke ``run`` or ``start``, at top level or as ``container run|start``."""
-    verb = invoked_verb(args)
+    _, i = leading_options(args)
+    verb = None if i is None else args[i]
     if verb == "container":
-        verb = invoked_verb(args[args.index("container") + 1:])
+        verb = invoked_verb(args[i + 1:])
     return verb in STARTING_VERBS
 
 

@@ -259,8 +259,8 @@ def _start_error(code: int, message: str) -> KatadockerError:
 
 
 def spawn_monitor(settings: Settings, record: ContainerRecord, attached: bool, assets: Any = None) -> int:
-    """Start the container's monitor detached (it double-forks; a pre-started one if the CLI made
-    one, see engine/monitor_launch.py) and return its pid. `assets` (vm.assets.GuestAssets, just
+    """Start the container's monitor detached (the one the CLI pre-started, if any: see
+    engine/monitor_launch.py) and return its pid. `assets` (vm.assets.GuestAssets, just
     ensured) are handed over so the monitor need not check them again."""
     import json
 

@@ -7,7 +7,8 @@ process tree (setsid, a second fork), starts an early VM (vm/early.py) so that t
 while the CLI creates the container, and execs the monitor's interpreter, which keeps the VM as its
 child, imports what it needs and waits for its arguments on stdin. `launch()` hands them over,
 waits until the monitor has its container and returns its pid. Without a pre-started monitor
-`launch()` starts one that detaches itself (a long-lived caller with threads must not fork).
+`launch()` starts one through util-linux's ``setsid --fork`` (a long-lived caller with threads must
+not fork itself), and hands over the same way.
 
 A pre-started monitor that never gets its arguments (the CLI failed, or had nothing to start) reads
 end-of-file when the CLI's end of the pipe closes, kills its early VM and exits.
@@ -29,8 +30,7 @@ from katadocker.errors import VMError
 
 #: The monitor's argument saying "read your arguments from stdin, one JSON list".
 ARGS_FROM_STDIN = "--args-from-stdin"
-#: ``--ready-fd=N``: the launcher detached the monitor, which reports on descriptor N that it has
-#: its container (without it the monitor detaches itself).
+#: ``--ready-fd=N``: the descriptor on which the monitor reports that it has its container.
 READY_FD = "--ready-fd"
 #: ``--early-vm=JSON``: the early VM the monitor inherits (vm.early.start_described).
 EARLY_VM = "--early-vm"
@@ -39,15 +39,15 @@ LAUNCH_TIMEOUT_S = 60
 
 
 @dataclass(frozen=True)
-class _Prestarted:
-    """This process's ends of a pre-started monitor's stdin, stderr and readiness pipes."""
+class _MonitorPipes:
+    """This process's ends of a starting monitor's stdin, stderr and readiness pipes."""
 
     stdin: int
     stderr: int
     ready: int
 
 
-_prestarted: _Prestarted | None = None
+_prestarted: _MonitorPipes | None = None
 
 
 def prestart(root: str | None) -> None:
@@ -68,7 +68,7 @@ def prestart(root: str | None) -> None:
     for fd in (stdin_r, stderr_w, ready_w):
         os.close(fd)
     os.waitpid(first, 0)  # it only forked the monitor-to-be and exited
-    _prestarted = _Prestarted(stdin_w, stderr_r, ready_r)
+    _prestarted = _MonitorPipes(stdin_w, stderr_r, ready_r)
 
 
 def _become_monitor(root: str | None, stdin: int, stderr: int, ready: int) -> NoReturn:
@@ -86,8 +86,13 @@ def _become_monitor(root: str | None, stdin: int, stderr: int, ready: int) -> No
     for fd, target in ((stdin, 0), (devnull, 1), (stderr, 2)):
         os.dup2(fd, target)
     os.set_inheritable(ready, True)
-    os.execv(sys.executable, [sys.executable, "-m", "katadocker.monitor", ARGS_FROM_STDIN,
-                              f"{READY_FD}={ready}", f"{EARLY_VM}={early}"])
+    argv = _monitor_argv(ready, early)
+    os.execv(argv[0], argv)
+
+
+def _monitor_argv(ready: int, early: str | None = None) -> list[str]:
+    return [sys.executable, "-m", "katadocker.monitor", ARGS_FROM_STDIN, f"{READY_FD}={ready}",
+            *([f"{EARLY_VM}={early}"] if early else [])]
 
 
 def launch(args: list[str], pid_file: Path) -> int:
@@ -98,19 +103,15 @@ def launch(args: list[str], pid_file: Path) -> int:
 
     global _prestarted
     pending, _prestarted = _prestarted, None
-    line = (json.dumps(args) + "\n").encode()
-    if pending is None:
-        ready, stderr = _start_detaching(line)
-    else:
-        ready, stderr = _hand_over(pending, line)
+    ready, stderr = _hand_over(pending or _start_detached(), (json.dumps(args) + "\n").encode())
     pid = read_pid_file(pid_file)
     if not ready or pid <= 0:
         raise VMError(f"failed to start the container monitor: {stderr.decode(errors='replace').strip()}")
     return pid
 
 
-def _hand_over(pending: _Prestarted, line: bytes) -> tuple[bool, bytes]:
-    """Give the pre-started monitor its arguments; (whether it reported ready, its stderr)."""
+def _hand_over(pending: _MonitorPipes, line: bytes) -> tuple[bool, bytes]:
+    """Give the starting monitor its arguments; (whether it reported ready, its stderr)."""
     deadline = time.monotonic() + LAUNCH_TIMEOUT_S
     try:
         os.write(pending.stdin, line)
@@ -138,15 +139,21 @@ def _read_to_end(fd: int, deadline: float) -> bytes:
         os.close(fd)
 
 
-def _start_detaching(line: bytes) -> tuple[bool, bytes]:
-    """Start a monitor that detaches itself, with `line` on its stdin; (whether it reported ready
-    (it exits 0 then), its stderr)."""
-    proc = subprocess.Popen([sys.executable, "-m", "katadocker.monitor", ARGS_FROM_STDIN],
-                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+def _start_detached() -> _MonitorPipes:
+    """A monitor (without an early VM) started by ``setsid --fork``, which leaves this process's
+    tree and session at once without this process forking; this process's ends of its pipes."""
+    stdin_r, stdin_w = os.pipe()
+    stderr_r, stderr_w = os.pipe()
+    ready_r, ready_w = os.pipe()
     try:
-        _, stderr = proc.communicate(line, timeout=LAUNCH_TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        raise VMError("the container monitor did not start in time") from None
-    return proc.returncode == 0, stderr
+        subprocess.run(["setsid", "--fork", *_monitor_argv(ready_w)], stdin=stdin_r,
+                       stdout=subprocess.DEVNULL, stderr=stderr_w, pass_fds=(ready_w,), check=True,
+                       timeout=LAUNCH_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError) as e:
+        for fd in (stdin_w, stderr_r, ready_r):
+            os.close(fd)
+        raise VMError(f"cannot start the container monitor: {e}") from None
+    finally:
+        for fd in (stdin_r, stderr_w, ready_w):
+            os.close(fd)
+    return _MonitorPipes(stdin_w, stderr_r, ready_r)

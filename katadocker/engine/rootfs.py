@@ -79,5 +79,7 @@ def bind(source: Path, target: Path) -> None:
 
 def unmount(target: Path) -> None:
     """Unmount `target` if mounted (lazily if busy: a dying helper may still hold it)."""
-    if is_mounted(target) and _libc.umount2(os.fsencode(target), 0) != 0 and is_mounted(target):
+    if not is_mounted(target):
+        return
+    if _libc.umount2(os.fsencode(target), 0) != 0 and is_mounted(target):
         _libc.umount2(os.fsencode(target), MNT_DETACH)

@@ -2,8 +2,8 @@
  * katadocker guest agent: PID 1 of every katadocker VM.
  *
  * Boot: mount /proc, /sys, /dev; load the kernel modules listed in /modules; bring lo up; open the
- * virtio-serial port named KD_PORT_NAME; say HELLO.  Then serve the host's frames (protocol.h) in one poll()
- * loop: START prepares the container root (virtio-fs) and runs the main process, EXEC runs more
+ * virtio-serial port named KD_PORT_NAME; say HELLO.  Then serve the host's frames (protocol.h) in
+ * one poll() loop: START prepares the container root (virtio-fs) and runs the main process, EXEC runs more
  * processes in that root, and every process's stdout/stderr (or pty) is relayed as DATA frames
  * under per-stream credit, so a slow host stalls only the stream it is slow on.  SHUTDOWN kills
  * what is left, syncs and powers off.
@@ -51,7 +51,6 @@
 #define MAX_PROCS 64
 #define PORT_WAIT_MS 10000         /* how long boot waits for the virtio port to appear */
 #define DEVICE_WAIT_MS 30000       /* how long START waits for hot-added devices to be probed */
-#define TAG_WAIT_MS 5000           /* how long a virtio-fs mount retries a tag not registered yet */
 #define OUTPUT_GRACE_MS 1000       /* after an exit, how long idle output pipes may stay open */
 #define NEWROOT "/newroot"
 #define ETCFILES "/etcfiles"       /* tmpfs in the initramfs holding hostname, hosts, resolv.conf */
@@ -467,14 +466,23 @@ static void load_modules(void)
  */
 static const char PAGE_REPORTING_ORDER[] = "6";
 
+/* Writes `value` to the sysfs/procfs file `path`; returns -1 (errno set) when it cannot. */
+static int write_value(const char *path, const char *value)
+{
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    int r = fd < 0 || write(fd, value, strlen(value)) < 0 ? -1 : 0;
+    int saved = errno;
+    if (fd >= 0)
+        close(fd);
+    errno = saved;
+    return r;
+}
+
 static void set_page_reporting_order(void)
 {
-    int fd = open("/sys/module/page_reporting/parameters/page_reporting_order", O_WRONLY | O_CLOEXEC);
-    if (fd < 0)
-        return; /* a kernel without page reporting */
-    if (write(fd, PAGE_REPORTING_ORDER, sizeof PAGE_REPORTING_ORDER - 1) < 0)
+    static const char param[] = "/sys/module/page_reporting/parameters/page_reporting_order";
+    if (write_value(param, PAGE_REPORTING_ORDER) < 0 && errno != ENOENT) /* ENOENT: no page reporting */
         logmsg("page_reporting_order: %s", strerror(errno));
-    close(fd);
 }
 
 /* Returns the /dev node name of the virtio port whose sysfs name is `name`, or NULL. */
@@ -546,17 +554,19 @@ static int open_dir_in_root(const char *path)
     return fd;
 }
 
-/* mount(2) onto an fd: the kernel resolves /proc/self/fd/N to exactly the opened directory. */
 /*
- * mount(2), except that a virtio-fs mount whose tag is not registered yet (EINVAL) is retried for up
- * to TAG_WAIT_MS: a hot-added device reports DRIVER_OK (wait_for_devices) a moment before its probe
- * registers the tag, and the probe can be preempted in between.
+ * mount(2), except that a virtio-fs mount whose tag is not registered yet is retried for up to
+ * DEVICE_WAIT_MS. The container's shares are hot-added into the running VM (vm/qemu.py): when START
+ * arrives they exist in QEMU, but a guest that had already scanned its PCI buses may still be
+ * probing them, and virtio-fs registers a tag at the very end of its probe (no sysfs file shows it
+ * in 6.1). An unknown tag is EINVAL, and so is nothing else here: the host passes virtio-fs mounts
+ * no options.
  */
 static int mount_fs(const char *src, const char *target, const char *type, unsigned long flags,
                     const char *data)
 {
     bool virtiofs = type && strcmp(type, "virtiofs") == 0;
-    uint64_t deadline = virtiofs ? now_ms() + TAG_WAIT_MS : 0;
+    uint64_t deadline = virtiofs ? now_ms() + DEVICE_WAIT_MS : 0;
     int r;
     while ((r = mount(src, target, type, flags, data)) < 0 && virtiofs && errno == EINVAL &&
            now_ms() < deadline)
@@ -564,6 +574,7 @@ static int mount_fs(const char *src, const char *target, const char *type, unsig
     return r;
 }
 
+/* mount(2) onto an fd: the kernel resolves /proc/self/fd/N to exactly the opened directory. */
 static int mount_at_fd(const char *src, int fd, const char *type, unsigned long flags, const char *data)
 {
     char target[64];
@@ -671,11 +682,8 @@ static void setup_network(const struct spec *s)
          * duplicate address detection, no router solicitations on eth0 (lo keeps ::1) */
         char sysctl[64];
         snprintf(sysctl, sizeof sysctl, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", s->ifname);
-        int fd = open(sysctl, O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, "1", 1) < 0)
+        if (write_value(sysctl, "1") < 0)
             logmsg("disable IPv6 on %s: %s", s->ifname, strerror(errno));
-        if (fd >= 0)
-            close(fd);
         set_sockaddr(&ifr.ifr_addr, s->addr);
         if (ioctl(sock, SIOCSIFADDR, &ifr) < 0)
             logmsg("SIOCSIFADDR %s: %s", s->ifname, strerror(errno));
@@ -791,65 +799,18 @@ static int make_root_readonly(void)
 }
 
 /*
- * Counts the virtio-fs devices ready for mounting: bound to the virtiofs driver and DRIVER_OK in
- * their virtio status (virtio_fs_probe sets it just before it registers the tag; the driver's link
- * to a device appears before the probe starts, so it alone is not enough).
+ * The container's NIC is hot-added like its shares (see mount_fs): waits (bounded; configuring it
+ * then fails with its own error) until the kernel has registered it.
  */
-static int count_ready_virtiofs(void)
+static void wait_for_nic(const struct spec *s)
 {
-    static const char dir[] = "/sys/bus/virtio/drivers/virtiofs";
-    DIR *d = opendir(dir);
-    if (!d)
-        return 0;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "virtio", 6) != 0)
-            continue;
-        char path[300], status[32] = "";
-        snprintf(path, sizeof path, "%s/%s/status", dir, e->d_name);
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        ssize_t len = fd < 0 ? -1 : read(fd, status, sizeof status - 1);
-        if (fd >= 0)
-            close(fd);
-        n += len > 0 && (strtoul(status, NULL, 16) & 4 /* VIRTIO_CONFIG_S_DRIVER_OK */);
-    }
-    closedir(d);
-    return n;
-}
-
-/* The number of distinct virtio-fs shares `s` mounts: its root and each non-tmpfs mount source. */
-static int count_shares(const struct spec *s)
-{
-    int n = 1;
-    for (size_t i = 0; i < s->nmounts; i++) {
-        bool seen = strcmp(s->mounts[i].source, "tmpfs") == 0;
-        for (size_t j = 0; j < i && !seen; j++)
-            seen = strcmp(s->mounts[j].source, s->mounts[i].source) == 0;
-        n += !seen;
-    }
-    return n;
-}
-
-/*
- * The container's devices are hot-added into the running VM (vm/qemu.py): when START arrives they
- * exist in QEMU, but a guest that had already scanned its PCI buses may still be probing them.
- * Waits (bounded; a mount then fails with its own error) until every share is a ready virtio-fs
- * device and the NIC is registered.
- */
-static void wait_for_devices(const struct spec *s)
-{
-    char net[IFNAMSIZ + 16];
-    snprintf(net, sizeof net, "/sys/class/net/%s", s->has_net ? s->ifname : "lo");
-    int shares = count_shares(s);
+    if (!s->has_net)
+        return;
+    char path[IFNAMSIZ + 16];
+    snprintf(path, sizeof path, "/sys/class/net/%s", s->ifname);
     uint64_t deadline = now_ms() + DEVICE_WAIT_MS;
-    while (count_ready_virtiofs() < shares || access(net, F_OK) < 0) {
-        if (now_ms() > deadline) {
-            logmsg("hot-added devices missing after %d ms (%d shares wanted, %s)", DEVICE_WAIT_MS, shares, net);
-            return;
-        }
+    while (access(path, F_OK) < 0 && now_ms() < deadline)
         usleep(1000);
-    }
 }
 
 /*
@@ -862,7 +823,6 @@ static void wait_for_devices(const struct spec *s)
 static const char *setup_root(const struct spec *s)
 {
     static char err[256];
-    wait_for_devices(s);
     mkdir(NEWROOT, 0755);
     if (mount_fs(s->rootfs ? s->rootfs : "rootfs", NEWROOT, "virtiofs", 0, NULL) < 0) {
         snprintf(err, sizeof err, "mount virtio-fs root %s: %s", s->rootfs ? s->rootfs : "rootfs",
@@ -896,6 +856,7 @@ static const char *setup_root(const struct spec *s)
         snprintf(err, sizeof err, "make the root read-only: %s", strerror(errno));
         return err;
     }
+    wait_for_nic(s);
     setup_network(s);
     if (s->hostname && sethostname(s->hostname, strlen(s->hostname)) < 0)
         logmsg("sethostname: %s", strerror(errno));

@@ -1,11 +1,10 @@
-"""``python -m katadocker.monitor --args-from-stdin [--ready-fd=N --early-vm=JSON]``, then one JSON
+"""``python -m katadocker.monitor --args-from-stdin --ready-fd=N [--early-vm=JSON]``, then one JSON
 list ``[<state-root>, <id>, ["--attached"], ["--assets=…"]]`` on stdin: a container's monitor.
 
-engine/monitor_launch.py starts it, ahead of time when it can (then already detached from the CLI,
-with ``--ready-fd`` to report on and the early VM it inherited, vm/early.py), and closes its stdin
-without a line when the CLI has nothing to start. Started without ``--ready-fd`` it leaves the
-CLI's process tree itself (double fork, setsid). It imports what the monitor needs, reads its
-container, tells the CLI it is ready (stdio to /dev/null then, diagnostics to
+engine/monitor_launch.py starts it already detached from the CLI's process tree and session, ahead
+of time when it can (with the early VM it inherited, vm/early.py), and closes its stdin without a
+line when the CLI has nothing to start. It imports what the monitor needs, reads its container,
+tells the CLI it is ready on descriptor N (stdio to /dev/null then, diagnostics to
 ``<container>/monitor.log``) and runs `core.Monitor`.
 """
 
@@ -20,26 +19,8 @@ from katadocker.config import load_settings
 from katadocker.engine.monitor_launch import ARGS_FROM_STDIN, EARLY_VM, READY_FD
 
 
-def detach() -> int:
-    """Leave the CLI's process tree (double fork, setsid) at once, keeping stdin and stderr, the
-    CLI's pipes. The process the CLI started stays behind until this one calls `report_ready` with
-    the returned descriptor, then exits 0; or exits 1 when this one ends first (the CLI then shows
-    what it wrote on stderr)."""
-    ready_r, ready_w = os.pipe()
-    first = os.fork()
-    if first:
-        os.close(ready_w)
-        os.waitpid(first, 0)
-        os._exit(0 if os.read(ready_r, 1) else 1)
-    os.close(ready_r)
-    os.setsid()
-    if os.fork():
-        os._exit(0)
-    return ready_w
-
-
 def report_ready(ready_fd: int) -> None:
-    """Cut the last ties to the CLI: stdio to /dev/null, then the process it waits for exits."""
+    """Cut the last ties to the CLI: stdio to /dev/null, then tell it the monitor is ready."""
     os.chdir("/")
     devnull = os.open(os.devnull, os.O_RDWR)
     for fd in (0, 1, 2):
@@ -115,17 +96,19 @@ def run_monitor(settings: Any, store: Any, record: Any, flags: list[str], early:
 
 def main(argv: list[str]) -> None:
     options = dict(a.partition("=")[::2] for a in argv[1:])
-    if argv[:1] != [ARGS_FROM_STDIN] or not set(options) <= {READY_FD, EARLY_VM}:
-        sys.stderr.write(f"usage: python -m katadocker.monitor {ARGS_FROM_STDIN} [{READY_FD}=N "
-                         f"{EARLY_VM}=JSON], then on stdin one JSON list: STATE_ROOT CONTAINER_ID "
+    if argv[:1] != [ARGS_FROM_STDIN] or READY_FD not in options or not set(options) <= {READY_FD, EARLY_VM}:
+        sys.stderr.write(f"usage: python -m katadocker.monitor {ARGS_FROM_STDIN} {READY_FD}=N "
+                         f"[{EARLY_VM}=JSON], then on stdin one JSON list: STATE_ROOT CONTAINER_ID "
                          "[--attached] [--assets=JSON]\n")
         sys.exit(2)
-    ready = int(options[READY_FD]) if READY_FD in options else detach()
+    ready = int(options[READY_FD])
     early, no_early = None, ""
     if EARLY_VM in options:
-        from katadocker.vm.early import EarlyVM
+        from katadocker.vm.early import EarlyVM, remove_orphans
 
         early, no_early = EarlyVM.resume(options[EARLY_VM])
+        if early is not None:
+            remove_orphans(early.run_dir.parent, early.log_dir.parent)
     try:
         settings, store, record, flags = read_container()
     except BaseException:

@@ -13,7 +13,8 @@ When the container's arguments arrive, `fits` says whether it wants exactly that
 `adopt` moves the VM's sockets and logs to the container's paths and hands the running
 `VirtualMachine` over. A container that wants another machine (other assets after a rebuild,
 ``--memory``, ``--cpus``, more shares than slots) gets a VM of its own; `discard` kills the early one.
-The head start is then wasted, never wrong.
+The head start is then wasted, never wrong. A monitor removes the directories dead monitors' early
+VMs left (`remove_orphans`).
 """
 
 from __future__ import annotations
@@ -46,6 +47,26 @@ def remember_assets(assets_dir: Path, kernel: Path, initramfs: Path, accel: str)
     from katadocker.state.atomic import write_bytes
 
     write_bytes(path, text.encode())
+
+
+def remove_orphans(run_root: Path, log_root: Path) -> None:
+    """Remove the directories (``early-<pid>`` under `run_root` and `log_root`) of early VMs whose
+    monitor died before it took them over or discarded them: a monitor killed with -9 takes its
+    QEMU along (vm/machine.py `PARENT_DEATH_SIGNAL`), not the directories."""
+    for parent in (run_root, log_root):
+        for directory in parent.glob("early-*"):
+            pid = directory.name.removeprefix("early-")
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(directory, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process `pid` exists and has not exited (a zombie has)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _spec(kernel: Path, initramfs: Path, accel: str, run_dir: Path, log_dir: Path) -> VMSpec:

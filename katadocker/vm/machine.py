@@ -186,42 +186,38 @@ class VirtualMachine:
 
     def qmp(self, command: str, timeout: float = 10.0, **arguments: Any) -> Any:
         """Run one QMP command on a fresh connection; VMError when QMP is unreachable or fails."""
-        try:
-            client = QMPClient(self.spec.qmp_socket, timeout)
-        except (OSError, ValueError) as e:
-            raise self.error(f"cannot reach QEMU's QMP socket: {e}") from None
-        try:
-            return client.execute(command, **arguments)
-        except (OSError, ValueError) as e:
-            if command == "quit" and isinstance(e, ConnectionError):
-                return None  # QEMU may close the socket before answering quit
-            raise self.error(f"QMP {command} failed: {e}") from None
-        finally:
-            client.close()
+        return self._qmp_session([(command, arguments)], timeout)
 
     def plug_share(self, share: Share, slot: int) -> None:
         """Hot-add `share` (its virtiofsd listening) as a virtio-fs device into hotplug slot `slot`."""
-        self._plug(share_commands(share, slot))
+        self._qmp_session(share_commands(share, slot))
 
     def plug_nic(self, tap_fd: int, mac: str, slot: int) -> None:
         """Hot-add a virtio NIC with `mac` into hotplug slot `slot`, on the open TAP `tap_fd` (QEMU
         gets its own copy of the descriptor; the caller keeps and closes its one)."""
-        self._plug([("getfd", {"fdname": "tap0"}), *nic_commands("tap0", mac, slot)], fds=[tap_fd])
+        self._qmp_session([("getfd", {"fdname": "tap0"}), *nic_commands("tap0", mac, slot)], fds=[tap_fd])
 
-    def _plug(self, commands: list[QMPCommand], fds: list[int] | None = None) -> None:
+    def _qmp_session(self, commands: list[QMPCommand], timeout: float = 10.0,
+                     fds: list[int] | None = None) -> Any:
+        """Run `commands` in order on one fresh QMP connection, passing `fds` with the first; the
+        last one's result. VMError (with the VM's detail) when QMP is unreachable or one fails."""
         try:
-            client = QMPClient(self.spec.qmp_socket, 10)
+            client = QMPClient(self.spec.qmp_socket, timeout)
         except (OSError, ValueError) as e:
             raise self.error(f"cannot reach QEMU's QMP socket: {e}") from None
+        result = None
         try:
             for i, (command, arguments) in enumerate(commands):
-                client.execute(command, fds=fds if i == 0 else None, **arguments)
+                result = client.execute(command, fds=None if i else fds, **arguments)
         except (OSError, ValueError) as e:
-            raise self.error(f"QMP {commands[0][0]} failed: {e}") from None
+            if command == "quit" and isinstance(e, ConnectionError):
+                return None  # QEMU may close the socket before answering quit
+            raise self.error(f"QMP {command} failed: {e}") from None
         except VMError as e:
             raise self.error(e.message) from None
         finally:
             client.close()
+        return result
 
     def powerdown(self) -> None:
         """Ask the guest to power off (ACPI power button); it decides how fast it does."""

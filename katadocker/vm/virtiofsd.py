@@ -130,8 +130,8 @@ class Virtiofsd:
 
     def stop(self, timeout: float = 5.0) -> None:
         """End virtiofsd (SIGTERM, then SIGKILL after `timeout`) and remove its socket. Idempotent."""
+        self.terminate()
         if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

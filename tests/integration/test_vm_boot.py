@@ -67,21 +67,27 @@ def vm_spec(assets: GuestAssets, run: Path, slots: int = 0) -> VMSpec:
 
 
 @contextmanager
-def boot(assets: GuestAssets, rootfs: Path, tmp_path: Path) -> Iterator[tuple[VirtualMachine, AgentClient]]:
-    """A VM with `rootfs` as its container root, its agent said hello; stopped afterwards."""
+def boot(assets: GuestAssets, rootfs: Path, tmp_path: Path,
+         share_after_hello: bool = False) -> Iterator[tuple[VirtualMachine, AgentClient]]:
+    """A VM with `rootfs` as its container root, its agent said hello; stopped afterwards. The
+    root share is hot-added right after QEMU starts (before the guest scans its PCI buses), or with
+    `share_after_hello`, once the guest has booted without it."""
     run = tmp_path / "run"
     with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
         vm = VirtualMachine(vm_spec(assets, run, slots=1))
         began = time.monotonic()
         vm.start()
         try:
-            vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
+            if not share_after_hello:
+                vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
             client = AgentClient.connect(os.fspath(vm.spec.agent_socket), 10)
             try:
                 client.wait_hello(BOOT_TIMEOUT)
             except VMError as e:
                 raise vm.error(f"no hello from the agent: {e.message}") from e
             print(f"agent hello {time.monotonic() - began:.2f}s after QEMU started")
+            if share_after_hello:
+                vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
             yield vm, client
             client.close()
         finally:
@@ -110,21 +116,11 @@ def test_a_share_hot_added_after_the_guest_booted_is_waited_for(assets: GuestAss
                                                                  tmp_path: Path) -> None:
     """A container's devices can arrive after its early VM booted (vm/early.py: the CLI was still
     pulling): the guest's PCI hotplug finds the share and the agent waits for it before mounting."""
-    run = tmp_path / "run"
-    with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
-        vm = VirtualMachine(vm_spec(assets, run, slots=1))
-        vm.start()
-        try:
-            client = AgentClient.connect(os.fspath(vm.spec.agent_socket), 10)
-            client.wait_hello(BOOT_TIMEOUT)  # the agent runs: the kernel scanned PCI without the share
-            vm.plug_share(Share(ROOTFS_TAG, fs.socket_path), 0)
-            done = client.start(ProcessSpec(args=["cat", "/etc/passwd"], env=[PATH_ENV]),
-                                timeout=60).collect(timeout=60)
-            assert done.exit.code == 0
-            assert done.stdout == (rootfs / "etc/passwd").read_bytes()
-            client.close()
-        finally:
-            vm.stop()
+    with boot(assets, rootfs, tmp_path, share_after_hello=True) as (_, client):
+        done = client.start(ProcessSpec(args=["cat", "/etc/passwd"], env=[PATH_ENV]),
+                            timeout=60).collect(timeout=60)
+    assert done.exit.code == 0
+    assert done.stdout == (rootfs / "etc/passwd").read_bytes()
 
 
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:
