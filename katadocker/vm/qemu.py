@@ -33,13 +33,14 @@ DEFAULT_MEMORY_MIB = 512
 #: Smallest guest RAM that boots the kernel, initramfs and a shell comfortably.
 MIN_MEMORY_MIB = 128
 #: TCG translation cache (MiB). QEMU 7.2 defaults to 1 GiB, which a long-lived guest fills with
-#: translations and keeps resident; a full cache is simply flushed and refilled. Measured here
-#: (bench/memory.py --matrix, bench/README.md): booting to the container process translates ~46 MiB,
-#: so QEMU's anonymous memory is ~80 MiB per idle VM at 64 or at the default, 64 MiB at 32, 46 MiB at
-#: 16; boot time 16 vs 32 vs 64 showed no difference above this loaded machine's noise (+-0.5 s on
-#: ~3.5 s; 32 is the fallback if a quieter host shows one); an exec-heavy busybox loop grew it to
-#: ~100 MiB at 64 and ran within the noise (~5-10%) of 32/64 at 16.
-TCG_TB_SIZE_MIB = 16
+#: translations and keeps resident; a full cache is flushed and everything the guest runs next is
+#: translated again. Measured here with katadocker's kernel (QMP `info jit`, bench/README.md):
+#: booting to the end of `run busybox true` generates 31.5 MB of host code, to a running nginx
+#: 39.2 MB. At 16 (the value before) the cache flushed twice before the container process ran,
+#: and retranslating cost `run` ~0.2 s; at 48 neither flushes. Memory: QEMU touches only the
+#: part it filled, so an idle busybox container costs ~103 MiB of host PSS instead of ~84 (the
+#: target is 128), and a busy one at most 48 MiB of translations.
+TCG_TB_SIZE_MIB = 48
 #: qboot: a minimal firmware that only loads the kernel (Debian: qemu-system-data). Measured here under
 #: TCG it reaches the guest agent ~0.15 s sooner than SeaBIOS; SeaBIOS (QEMU's default) when absent.
 QBOOT_PATHS = (Path("/usr/share/qemu/qboot.rom"), Path("/usr/share/qboot/bios.bin"))
