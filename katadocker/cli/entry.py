@@ -2,7 +2,7 @@
 
 Before the command line's own imports (typer, click, the command modules: ~0.1 s), a verb that
 starts a container gets its monitor's interpreter started, so that the two start up in parallel,
-and the monitor starts a VM that boots meanwhile (engine/monitor_launch.py, vm/early.py).
+and the monitor starts a VM that boots meanwhile (engine/monitor_prestart.py, vm/early.py).
 Everything else is katadocker.cli.main's.
 """
 
@@ -55,9 +55,9 @@ def starts_a_container(args: list[str]) -> bool:
 
 def main() -> None:
     if starts_a_container(sys.argv[1:]):
-        from katadocker.engine import monitor_launch
+        from katadocker.engine import monitor_prestart
 
-        monitor_launch.prestart(leading_options(sys.argv[1:])[0].get("--root"))
+        monitor_prestart.prestart(leading_options(sys.argv[1:])[0].get("--root"))
     from katadocker.cli.main import main as cli_main
 
     cli_main()

@@ -1,11 +1,11 @@
-"""``python -m katadocker.monitor --args-from-stdin --ready-fd=N [--early-vm=JSON]``, then one JSON
-list ``[<state-root>, <id>, ["--attached"], ["--assets=…"]]`` on stdin: a container's monitor.
+"""``python -m katadocker.monitor --args-from-stdin --ready-fd=N [--early-vm=DESCRIPTION]``, then one
+JSON list ``[<state-root>, <id>, ["--attached"], ["--assets=…"]]`` on stdin: a container's monitor.
 
-engine/monitor_launch.py starts it already detached from the CLI's process tree and session, ahead
-of time when it can (with the early VM it inherited, vm/early.py), and closes its stdin without a
-line when the CLI has nothing to start. It imports what the monitor needs, reads its container,
-tells the CLI it is ready on descriptor N (stdio to /dev/null then, diagnostics to
-``<container>/monitor.log``) and runs `core.Monitor`.
+engine/monitor_prestart.py and engine/monitor_launch.py start it already detached from the CLI's
+process tree and session, ahead of time when they can (with the early VM it inherited,
+vm/early.py), and close its stdin without a line when the CLI has nothing to start. It imports
+what the monitor needs, reads its container, tells the CLI it is ready on descriptor N (stdio to
+/dev/null then, diagnostics to ``<container>/monitor.log``) and runs `core.Monitor`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 from typing import Any
 
 from katadocker.config import load_settings
-from katadocker.engine.monitor_launch import ARGS_FROM_STDIN, EARLY_VM, READY_FD
+from katadocker.engine.monitor_prestart import ARGS_FROM_STDIN, EARLY_VM, READY_FD
 
 
 def report_ready(ready_fd: int) -> None:
@@ -41,7 +41,7 @@ def name_process(name: str) -> None:
 
 
 def _preload() -> None:
-    """Import what `core.Monitor` needs while waiting for the arguments (see monitor_launch)."""
+    """Import what `core.Monitor` needs while waiting for the arguments (see engine/monitor_prestart.py)."""
     import katadocker.agent.client  # noqa: F401
     import katadocker.engine.networking  # noqa: F401
     import katadocker.image.store  # noqa: F401
@@ -98,7 +98,7 @@ def main(argv: list[str]) -> None:
     options = dict(a.partition("=")[::2] for a in argv[1:])
     if argv[:1] != [ARGS_FROM_STDIN] or READY_FD not in options or not set(options) <= {READY_FD, EARLY_VM}:
         sys.stderr.write(f"usage: python -m katadocker.monitor {ARGS_FROM_STDIN} {READY_FD}=N "
-                         f"[{EARLY_VM}=JSON], then on stdin one JSON list: STATE_ROOT CONTAINER_ID "
+                         f"[{EARLY_VM}=DESCRIPTION], then on stdin one JSON list: STATE_ROOT CONTAINER_ID "
                          "[--attached] [--assets=JSON]\n")
         sys.exit(2)
     ready = int(options[READY_FD])

@@ -14,25 +14,26 @@
     <root>/events.jsonl[.1]            the events journal, one JSON event per line (engine.events)
     <root>/tmp/                        scratch on the same filesystem, for atomic renames
 
-Every path is derived from the root here and nowhere else.
+Every path is derived from the root here and nowhere else (from state/layout.py's strings where a
+light caller needs them too).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
-DEFAULT_ROOT = Path("/var/lib/katadocker")
+from katadocker.state import layout
+
+DEFAULT_ROOT = Path(layout.DEFAULT_ROOT)
 #: Where each container's sockets live while its monitor runs (see ContainerRecord.run_dir), and an
 #: early VM's before a monitor takes it over (vm/early.py): short paths, for unix socket addresses.
-RUN_ROOT = Path(os.environ.get("KATADOCKER_RUN_DIR", "/run/katadocker"))
+RUN_ROOT = Path(layout.RUN_ROOT)
 
 
 def default_root() -> Path:
     """The state root chosen by the environment: ``KATADOCKER_ROOT`` or the default."""
-    env = os.environ.get("KATADOCKER_ROOT")
-    return Path(env) if env else DEFAULT_ROOT
+    return Path(layout.root_dir(None))
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,7 @@ class StateRoot:
 
     @property
     def assets(self) -> Path:
-        return self.root / "assets"
+        return self.root / layout.ASSETS
 
     @property
     def locks(self) -> Path:
@@ -79,7 +80,7 @@ class StateRoot:
 
     @property
     def tmp(self) -> Path:
-        return self.root / "tmp"
+        return self.root / layout.TMP
 
     @property
     def events(self) -> Path:

@@ -6,7 +6,8 @@ and is called by every ``run``. What it builds lives under ``<state>/assets/``::
     agent-<key>           the compiled agent; key = hash of the agent's sources
     initramfs-<key>.cpio  key = hash of (agent key, kernel path + version, module files, format)
     debian-kernel/...     a downloaded kernel (see vm/kernel.py)
-    last-used.json        what the last call returned, for the next early VM (vm/early.py)
+    early-vm              the machine of the last call's assets as QEMU's command line, for the
+                          next early VM (vm/early.py, vm/early_spawn.py)
 
 Each file is written aside and renamed into place; the whole step runs under a lock kept in the
 assets dir (``.build.lock``) so that concurrent first runs build once. Superseded agents and
@@ -27,7 +28,7 @@ from katadocker.agent.build import agent_sources, compile_agent
 from katadocker.config import Settings
 from katadocker.state.lock import locked
 from katadocker.vm.accel import Accel, choose_accelerator
-from katadocker.vm.early import remember_assets
+from katadocker.vm.early import remember_machine
 from katadocker.vm.initramfs import build_initramfs, resolve_modules
 from katadocker.vm.kernel import find_kernel
 
@@ -111,7 +112,7 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
             build_initramfs(agent, modules, initramfs)
         os.utime(initramfs)
         _remove_stale(assets_dir, "initramfs-*.cpio", initramfs)
-        remember_assets(assets_dir, kernel.vmlinuz, initramfs, accel.name)
+        remember_machine(settings.state, kernel.vmlinuz, initramfs, accel.name)
     return GuestAssets(
         kernel=kernel.vmlinuz,
         initramfs=initramfs,

@@ -1,4 +1,4 @@
-"""The monitor interpreter that `run` and `start` pre-start (engine/monitor_launch.py), and the early
+"""The monitor interpreter that `run` and `start` pre-start (engine/monitor_prestart.py), and the early
 VM it starts (vm/early.py), never outlive a CLI that had nothing to hand it: a failed `run`, a
 `start` of a missing container, `run --help`."""
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from katadocker.engine.monitor_launch import ARGS_FROM_STDIN
+from katadocker.engine.monitor_prestart import ARGS_FROM_STDIN
 from katadocker.state.containers import read_pid_file
 from tests.support.cli import Katadocker
 from tests.support.leaks import early_vms

@@ -1,0 +1,63 @@
+"""Spawning an early VM (vm/early.py) from a recorded recipe, with nothing but `os`.
+
+This runs in the fork the CLI makes for its monitor-to-be (engine/monitor_prestart.py), on the path
+from the CLI's start to QEMU's start: every module imported there delays the guest's boot, and
+building QEMU's command line (vm/qemu.py, vm/machine.py and what they import) cost ~12 ms of it. So
+a process that has those modules anyway records the whole command line (`format_recipe`, called by
+vm/early.py `remember_machine` on each container start whose machine changed), and `spawn` only
+fills in the early VM's directories.
+
+The recipe (``<state root>/assets/early-vm``) is NUL-separated: FORMAT, the kernel, the initramfs,
+the accelerator, QEMU's stderr log, then its argv (the parent-death wrapper included). The log and
+argv name the VM's directories as RUN_MARK and LOG_MARK.
+"""
+
+from __future__ import annotations
+
+import os
+
+#: First field of a recipe; another value is not one this code can read.
+FORMAT = "katadocker-early-vm-1"
+#: The recipe's file name in the state root's assets dir.
+RECIPE = "early-vm"
+#: Directory name prefix of an early VM's run and log dirs (``early-<pid of its monitor>``).
+DIR_PREFIX = "early-"
+#: Stand-ins for the run dir (sockets) and the log dir (console logs) in a recipe: absolute paths
+#: that no real path starts with.
+RUN_MARK = "/@early-run-dir@"
+LOG_MARK = "/@early-log-dir@"
+
+
+def format_recipe(kernel: str, initramfs: str, accel: str, stderr_log: str, argv: list[str]) -> bytes:
+    """A recipe's bytes; `stderr_log` and `argv` name the dirs as RUN_MARK and LOG_MARK."""
+    return "\0".join((FORMAT, kernel, initramfs, accel, stderr_log, *argv)).encode()
+
+
+def spawn(recipe: str, run_dir: str, log_dir: str) -> dict[str, object]:
+    """Start QEMU as the recipe at path `recipe` says, with its sockets in `run_dir` and its logs in
+    `log_dir` (both created here), without waiting for it. Returns the VM's description for
+    vm/early.py `EarlyVM.resume`: {"pid", "kernel", "initramfs", "accel", "run_dir", "log_dir"}, or
+    {"none": why there is no early VM}. Never raises: an early VM is only a head start."""
+    try:
+        with open(recipe, "rb") as f:
+            fields = os.fsdecode(f.read()).split("\0")
+    except OSError:
+        return {"none": "no early VM: no container VM was started from these assets yet"}
+    if fields[0] != FORMAT or len(fields) < 6:
+        return {"none": f"no early VM: {recipe} is not a recipe this katadocker can read"}
+    fields = [f.replace(RUN_MARK, run_dir).replace(LOG_MARK, log_dir) for f in fields]
+    _, kernel, initramfs, accel, stderr_log, *argv = fields
+    if not (os.path.isfile(kernel) and os.path.isfile(initramfs)):
+        return {"none": "no early VM: the guest assets it names are gone"}
+    try:
+        for directory in (run_dir, log_dir):
+            os.makedirs(directory, exist_ok=True)
+        pid = os.posix_spawnp(argv[0], argv, os.environ, setsid=True, file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, stderr_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ])
+    except OSError as e:
+        return {"none": f"no early VM: cannot start QEMU: {e}"}
+    return {"pid": pid, "kernel": kernel, "initramfs": initramfs, "accel": accel, "run_dir": run_dir,
+            "log_dir": log_dir}
