@@ -366,7 +366,7 @@ def wait_removed(record: ContainerRecord, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while (record.dir.exists() and record.exit_path.exists() and pid_alive(monitor)
            and time.monotonic() < deadline):
-        time.sleep(0.01)
+        time.sleep(0.002)  # the removal follows the exit within ~20 ms: three stat calls a poll
 
 
 # --- stop / kill / wait ---------------------------------------------------------------------------

@@ -68,6 +68,7 @@ class Monitor:
         self.agent: Any = None
         self.proc: Any = None
         self.attachment: Any = None
+        self.tap_goes_with_vm = False  # the NIC's TAP is QEMU's alone (netns.unpersist_tap)
         self.relay: Any = None
         self.dns: Any = None
         self.guest_mounts: Any = None  # engine.guest_mounts.GuestMounts: -v/--mount/--tmpfs shares
@@ -197,6 +198,8 @@ class Monitor:
             tap = netns.open_tap(att.netns_name, att.tap_name)
             try:
                 self.vm.plug_nic(tap, att.mac, len(shares))
+                netns.unpersist_tap(tap)
+                self.tap_goes_with_vm = True
             finally:
                 os.close(tap)
 
@@ -355,6 +358,8 @@ class Monitor:
             if self.attached:
                 self.waiters_answered.wait(ATTACH_GRACE)
             self._auto_remove()
+        if self.vm is not None:
+            self.vm.kill()  # reap QEMU, if `_stop_vm` left it dying
 
     def _teardown(self) -> None:
         """Stop everything the container used; each step runs even if an earlier one failed. The
@@ -385,7 +390,10 @@ class Monitor:
             else:
                 if self.fs is not None:
                     self.fs.terminate()  # virtiofsd ends alongside QEMU, not after it
-                self.vm.kill()
+                # an --rm container's QEMU is reaped after the container is removed (`_finish`):
+                # nothing waits for the ~20 ms the kernel takes to free the VM's memory. Any other's
+                # before its exit file, so that its TAP is gone before it can be started again.
+                self.vm.kill(reap=not self._guest_state_discarded())
         if self.agent is not None:
             with contextlib.suppress(OSError):
                 self.agent.close()
@@ -413,7 +421,8 @@ class Monitor:
             return
         from katadocker.network import networks
 
-        networks.detach(self.settings, self.attachment.network, self.record.id)
+        networks.detach(self.settings, self.attachment.network, self.record.id,
+                        delete_tap=not self.tap_goes_with_vm)
         with contextlib.suppress(OSError, ValueError):
             runtime = json.loads(self.record.runtime_path.read_text())
             runtime["Detached"] = True

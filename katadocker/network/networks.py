@@ -422,15 +422,16 @@ def _forget(record: dict, container_id: str) -> str | None:
     return endpoint["Tap"] if endpoint else None
 
 
-def detach(settings: Settings, network_name: str, container_id: str) -> None:
-    """Leave a network: delete the TAP, release the address and the names. Idempotent."""
+def detach(settings: Settings, network_name: str, container_id: str, delete_tap: bool = True) -> None:
+    """Leave a network: delete the TAP (unless not `delete_tap`: a TAP a VM held goes with the VM,
+    netns.unpersist_tap), release the address and the names. Idempotent."""
     with _lock(settings):
         try:
             record = _find(settings, network_name)
         except NoSuchNetwork:
             return
         tap = _forget(record, container_id)
-        if tap:
+        if tap and delete_tap:
             netns.remove_tap(_private(record)["Netns"], tap)
         _save(settings, record)
         if tap:

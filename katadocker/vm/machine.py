@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from katadocker.errors import VMError
+from katadocker.vm.children import wait_child
 from katadocker.vm.qemu import QMPCommand, Share, VMSpec, nic_commands, qemu_command, share_commands
 from katadocker.vm.virtiofsd import tail
 
@@ -84,12 +85,7 @@ class InheritedChild:
         return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while (code := self.poll()) is None:
-            if deadline is not None and time.monotonic() > deadline:
-                raise subprocess.TimeoutExpired(self.args, timeout or 0)
-            time.sleep(0.005)
-        return code
+        return wait_child(self, timeout)
 
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
@@ -180,7 +176,7 @@ class VirtualMachine:
         if self.proc is None:
             raise VMError("the VM was never started")
         try:
-            return self.proc.wait(timeout)
+            return wait_child(self.proc, timeout)
         except subprocess.TimeoutExpired:
             raise self.error(f"the VM did not stop within {timeout:.0f}s") from None
 
@@ -227,11 +223,14 @@ class VirtualMachine:
         """Make QEMU exit at once (the guest gets no say)."""
         self.qmp("quit")
 
-    def kill(self) -> None:
-        """SIGKILL QEMU if it is still running, and reap it."""
+    def kill(self, reap: bool = True) -> None:
+        """SIGKILL QEMU if it is still running, and (unless not `reap`) reap it: freeing a VM's
+        memory takes the kernel ~20 ms, which a caller may let pass while it does other work and
+        `kill` again later to reap."""
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+            if reap:
+                wait_child(self.proc, 10)
 
     def stop(self, grace: float = 10.0) -> int:
         """Stop the VM for good: QMP quit, then SIGKILL if QEMU is still there after `grace`; the exit
@@ -241,7 +240,7 @@ class VirtualMachine:
         if self.proc.poll() is None:
             try:
                 self.quit()
-                return self.proc.wait(grace)
+                return wait_child(self.proc, grace)
             except (VMError, subprocess.TimeoutExpired):
                 self.kill()
-        return self.proc.wait(10)
+        return wait_child(self.proc, 10)

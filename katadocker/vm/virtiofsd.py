@@ -16,6 +16,7 @@ from pathlib import Path
 from types import TracebackType
 
 from katadocker.errors import VMError
+from katadocker.vm.children import wait_child
 
 #: Where distributions install virtiofsd: Debian 12's QEMU ships the C one in /usr/lib/qemu; newer
 #: systems ship the Rust one in /usr/libexec (both take the options used here).
@@ -133,10 +134,10 @@ class Virtiofsd:
         self.terminate()
         if self.proc and self.proc.poll() is None:
             try:
-                self.proc.wait(timeout)
+                wait_child(self.proc, timeout)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-                self.proc.wait(timeout)
+                wait_child(self.proc, timeout)
         self.socket_path.unlink(missing_ok=True)
 
     def __enter__(self) -> Virtiofsd:

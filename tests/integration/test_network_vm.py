@@ -222,6 +222,21 @@ def test_kill_9_of_the_monitor_leaves_nothing(kd: Katadocker, images_pulled: tup
     assert leaks.find_leaks(kd.root) == []
 
 
+def test_the_tap_goes_with_the_vm(kd: Katadocker, images_pulled: tuple[str, str]) -> None:
+    """Once QEMU holds the NIC's TAP, the kernel deletes it when the VM dies: after a kill -9 of the
+    monitor (which takes QEMU along) it is gone before any katadocker command runs."""
+    _, busybox = images_pulled
+    cid = kd.ok("run", "-d", busybox, "sleep", "600").strip()
+    ns = next(r for r in leaks.network_records(kd.root) if r["Name"] == "bridge")["Katadocker"]["Netns"]
+    tap = f"tap{cid[:11]}"
+    assert tap in leaks.network_taps(ns)
+    os.kill(inspect(kd, cid)["State"]["Pid"], signal.SIGKILL)
+    deadline = time.monotonic() + 30
+    while tap in leaks.network_taps(ns):
+        assert time.monotonic() < deadline, f"{tap} outlived its VM"
+        time.sleep(0.1)
+
+
 def test_connect_and_disconnect_a_stopped_container(kd: Katadocker, images_pulled: tuple[str, str]) -> None:
     _, busybox = images_pulled
     kd.ok("network", "create", "kdnet-c")

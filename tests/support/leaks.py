@@ -52,7 +52,8 @@ def network_objects(root: Path) -> set[str]:
     return out
 
 
-def _taps(ns: str) -> list[str]:
+def network_taps(ns: str) -> list[str]:
+    """The TAPs on the bridge of the network namespace `ns` (none when it is gone)."""
     if not netns.exists(ns):
         return []
     return [name for name in netns.bridge_ports(ns) if name.startswith("tap")]
@@ -133,7 +134,7 @@ def find_leaks(root: Path, seen_networks: set[str] = frozenset()) -> list[str]:
     records = network_records(root)
     for record in records:
         ns = record["Katadocker"]["Netns"]
-        for tap in _taps(ns):
+        for tap in network_taps(ns):
             if not any(cid.startswith(tap[3:]) for cid in live):
                 leaks.append(f"TAP {tap} in {ns} (network {record['Name']}) has no running container")
         for cid, ep in record["Containers"].items():
