@@ -701,7 +701,8 @@ static void setup_network(const struct spec *s)
         snprintf(ifr.ifr_name, IFNAMSIZ, "%s", s->ifname);
         uint32_t mask = s->prefix ? htonl(~0u << (32 - s->prefix)) : 0;
         /* IPv4 only, as docker's containers on a network without IPv6: no link-local address, no
-         * duplicate address detection, no router solicitations on eth0 (lo keeps ::1) */
+         * duplicate address detection, no router solicitations on eth0 (lo keeps ::1). Usually
+         * already so (the kernel command line's default, vm/qemu.py); not for a NIC probed earlier. */
         char sysctl[64];
         snprintf(sysctl, sizeof sysctl, "/proc/sys/net/ipv6/conf/%s/disable_ipv6", s->ifname);
         if (write_value(sysctl, "1") < 0)
