@@ -203,18 +203,23 @@ def cli_phases(bench: Bench) -> dict[str, float]:
         bench.run("rm", "-f", cid, check=False)
 
 
-def vm_phases(bench: Bench, work: Path) -> dict[str, float]:
-    """One `true` through `AgentVM`: seconds per phase."""
+def vm_phases(bench: Bench, work: Path) -> tuple[dict[str, float], int]:
+    """One `true` through `AgentVM`: seconds per phase, and how often QEMU flushed its translation
+    cache until the process exited (each flush has the guest's code translated again:
+    vm/qemu.py TCG_TB_SIZE_MIB)."""
     assets = bench.assets()
     root = busybox_root(work / "rootfs")
     vm = AgentVM(assets, root, work / "vm")
     try:
         vm.start(["true"])
         vm.wait_exit()
+        jit = vm.vm.qmp("human-monitor-command", **{"command-line": "info jit"})
     finally:
         vm.stop()
         shutil.rmtree(work / "rootfs", ignore_errors=True)
-    return vm.phases()
+    counts = (int(line.split()[-1]) for line in jit.splitlines() if line.startswith("TB flush count"))
+    flushes = next(counts, -1)
+    return vm.phases(), flushes
 
 
 def print_medians(title: str, samples: list[dict[str, float]]) -> None:
@@ -263,7 +268,8 @@ def main() -> None:
             cli = [cli_phases(bench) for _ in range(rounds)]
             print_medians(f"where `start -a` of `true` spends its time (median of {rounds}):", cli)
             vm = [vm_phases(bench, bench.work / f"vm-{i}") for i in range(rounds)]
-            print_medians(f"the VM layer alone, driven directly (median of {rounds}):", vm)
+            print_medians(f"the VM layer alone, driven directly (median of {rounds}):", [p for p, _ in vm])
+            print(f"  translation cache flushes until the process exited: {[f for _, f in vm]}")
 
 
 if __name__ == "__main__":
