@@ -556,6 +556,46 @@ static int open_dir_in_root(const char *path)
 }
 
 /*
+ * A hot-added device can end up without a driver: added while the booting guest kernel scans its
+ * PCI buses, it is enumerated but the virtio driver never binds it (seen with four VMs starting at
+ * once: the root share's device listed in sysfs, driverless, for DEVICE_WAIT_MS). A rescan alone
+ * leaves an enumerated device as it is, so while a wait for a device lasts, every RESCAN_MS the
+ * agent removes each virtio PCI device that has no driver and has the PCI core rescan its buses,
+ * which enumerates it afresh. `last` is when the wait began or the last rescan was made.
+ */
+#define RESCAN_MS 500
+#define VIRTIO_PCI_VENDOR "0x1af4"
+
+static void rescan_when_late(uint64_t *last)
+{
+    if (now_ms() - *last < RESCAN_MS)
+        return;
+    DIR *d = opendir("/sys/bus/pci/devices");
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        char path[300], vendor[16] = "";
+        snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/driver", e->d_name);
+        if (e->d_name[0] == '.' || access(path, F_OK) == 0)
+            continue;
+        snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/vendor", e->d_name);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        ssize_t n = fd < 0 ? -1 : read(fd, vendor, sizeof vendor - 1);
+        if (fd >= 0)
+            close(fd);
+        if (n <= 0 || strncmp(vendor, VIRTIO_PCI_VENDOR, strlen(VIRTIO_PCI_VENDOR)) != 0)
+            continue;
+        logmsg("PCI device %s has no driver: removing it for a rescan", e->d_name);
+        snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/remove", e->d_name);
+        write_value(path, "1");
+    }
+    if (d)
+        closedir(d);
+    if (write_value("/sys/bus/pci/rescan", "1") < 0)
+        logmsg("PCI rescan: %s", strerror(errno));
+    *last = now_ms();
+}
+
+/*
  * mount(2), except that a virtio-fs mount whose tag is not registered yet is retried for up to
  * DEVICE_WAIT_MS. The container's shares are hot-added into the running VM (vm/qemu.py): when START
  * arrives they exist in QEMU, but a guest that had already scanned its PCI buses may still be
@@ -567,11 +607,13 @@ static int mount_fs(const char *src, const char *target, const char *type, unsig
                     const char *data)
 {
     bool virtiofs = type && strcmp(type, "virtiofs") == 0;
-    uint64_t deadline = virtiofs ? now_ms() + DEVICE_WAIT_MS : 0;
+    uint64_t start = now_ms(), deadline = start + DEVICE_WAIT_MS, rescanned = start;
     int r;
     while ((r = mount(src, target, type, flags, data)) < 0 && virtiofs && errno == EINVAL &&
-           now_ms() < deadline)
+           now_ms() < deadline) {
         usleep(1000);
+        rescan_when_late(&rescanned);
+    }
     return r;
 }
 
@@ -857,9 +899,11 @@ static void wait_for_nic(const struct spec *s)
         return;
     char path[IFNAMSIZ + 16];
     snprintf(path, sizeof path, "/sys/class/net/%s", s->ifname);
-    uint64_t deadline = now_ms() + DEVICE_WAIT_MS;
-    while (access(path, F_OK) < 0 && now_ms() < deadline)
+    uint64_t start = now_ms(), deadline = start + DEVICE_WAIT_MS, rescanned = start;
+    while (access(path, F_OK) < 0 && now_ms() < deadline) {
         usleep(1000);
+        rescan_when_late(&rescanned);
+    }
 }
 
 /*
