@@ -561,15 +561,13 @@ static int open_dir_in_root(const char *path)
  * once: the root share's device listed in sysfs, driverless, for DEVICE_WAIT_MS). A rescan alone
  * leaves an enumerated device as it is, so while a wait for a device lasts, every RESCAN_MS the
  * agent removes each virtio PCI device that has no driver and has the PCI core rescan its buses,
- * which enumerates it afresh. `last` is when the wait began or the last rescan was made.
+ * which enumerates it afresh.
  */
 #define RESCAN_MS 500
 #define VIRTIO_PCI_VENDOR "0x1af4"
 
-static void rescan_when_late(uint64_t *last)
+static void rescan_pci(void)
 {
-    if (now_ms() - *last < RESCAN_MS)
-        return;
     DIR *d = opendir("/sys/bus/pci/devices");
     struct dirent *e;
     while (d && (e = readdir(d))) {
@@ -592,7 +590,34 @@ static void rescan_when_late(uint64_t *last)
         closedir(d);
     if (write_value("/sys/bus/pci/rescan", "1") < 0)
         logmsg("PCI rescan: %s", strerror(errno));
-    *last = now_ms();
+}
+
+/* A bounded wait for a hot-added device: `device_wait_begin`, then `device_wait_more` until the
+ * device is there or it says the time is up (DEVICE_WAIT_MS). */
+struct device_wait {
+    uint64_t deadline, last_rescan;
+};
+
+static struct device_wait device_wait_begin(void)
+{
+    uint64_t now = now_ms();
+    return (struct device_wait){.deadline = now + DEVICE_WAIT_MS, .last_rescan = now};
+}
+
+/* False once the wait is over; else sleeps 1 ms, rescanning first every RESCAN_MS. Keeps errno. */
+static bool device_wait_more(struct device_wait *w)
+{
+    uint64_t now = now_ms();
+    if (now >= w->deadline)
+        return false;
+    int saved = errno;
+    if (now - w->last_rescan >= RESCAN_MS) {
+        rescan_pci();
+        w->last_rescan = now_ms();
+    }
+    usleep(1000);
+    errno = saved;
+    return true;
 }
 
 /*
@@ -607,13 +632,11 @@ static int mount_fs(const char *src, const char *target, const char *type, unsig
                     const char *data)
 {
     bool virtiofs = type && strcmp(type, "virtiofs") == 0;
-    uint64_t start = now_ms(), deadline = start + DEVICE_WAIT_MS, rescanned = start;
+    struct device_wait wait = device_wait_begin();
     int r;
     while ((r = mount(src, target, type, flags, data)) < 0 && virtiofs && errno == EINVAL &&
-           now_ms() < deadline) {
-        usleep(1000);
-        rescan_when_late(&rescanned);
-    }
+           device_wait_more(&wait))
+        ;
     return r;
 }
 
@@ -899,11 +922,9 @@ static void wait_for_nic(const struct spec *s)
         return;
     char path[IFNAMSIZ + 16];
     snprintf(path, sizeof path, "/sys/class/net/%s", s->ifname);
-    uint64_t start = now_ms(), deadline = start + DEVICE_WAIT_MS, rescanned = start;
-    while (access(path, F_OK) < 0 && now_ms() < deadline) {
-        usleep(1000);
-        rescan_when_late(&rescanned);
-    }
+    struct device_wait wait = device_wait_begin();
+    while (access(path, F_OK) < 0 && device_wait_more(&wait))
+        ;
 }
 
 /*

@@ -26,6 +26,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from katadocker.state.containers import pid_alive
 from katadocker.state.paths import StateRoot
 from katadocker.vm.early_spawn import DIR_PREFIX, LOG_MARK, RECIPE, RUN_MARK, format_recipe
 from katadocker.vm.machine import PARENT_DEATH_SIGNAL, InheritedChild, VirtualMachine
@@ -59,17 +60,8 @@ def remove_orphans(run_root: Path, log_root: Path) -> None:
     for parent in (run_root, log_root):
         for directory in parent.glob(DIR_PREFIX + "*"):
             pid = directory.name.removeprefix(DIR_PREFIX)
-            if pid.isdigit() and not _alive(int(pid)):
+            if pid.isdigit() and not pid_alive(int(pid)):
                 shutil.rmtree(directory, ignore_errors=True)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process `pid` exists and has not exited (a zombie has)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[0] != "Z"
 
 
 def _running_argv(pid: int) -> list[str]:

@@ -84,9 +84,6 @@ class InheritedChild:
                 self.returncode = os.waitstatus_to_exitcode(status)
         return self.returncode
 
-    def wait(self, timeout: float | None = None) -> int:
-        return wait_child(self, timeout)
-
     def send_signal(self, sig: int) -> None:
         if self.poll() is None:
             os.kill(self.pid, sig)
@@ -158,7 +155,7 @@ class VirtualMachine:
                     return
                 except VMError:
                     try:  # QMP dropping us at startup means QEMU is on its way out: let it finish
-                        self.proc.wait(2)
+                        wait_child(self.proc, 2)
                     except subprocess.TimeoutExpired:
                         self.kill()
                         raise

@@ -164,3 +164,19 @@ def test_published_port_reaches_the_guest(vm_kd: Katadocker, pulled: str) -> Non
         assert body == b"hello-http\n"
     finally:
         vm_kd.ok("rm", "-f", "web")
+
+
+def test_guest_set_up_root_read_ahead_loopback_and_ipv4_only_eth0(vm_kd: Katadocker, pulled: str) -> None:
+    """What the agent sets up before the process starts: the root share's 4 MiB read-ahead (set on
+    its backing device), lo up with 127.0.0.1 and ::1 (brought up by a thread, joined before the
+    fork), and eth0 without IPv6 (the kernel command line's default, as docker without --ipv6)."""
+    script = ("cat /sys/class/bdi/$(awk '$5 == \"/\" {print $3; exit}' /proc/self/mountinfo)/read_ahead_kb; "
+              "ip -o addr show lo; "
+              "cat /proc/sys/net/ipv6/conf/eth0/disable_ipv6; ip -o addr show eth0")
+    out = vm_kd.ok("run", "--rm", pulled, "sh", "-c", script).splitlines()
+    assert out[0] == "4096"
+    lo = [line for line in out if " lo " in line]
+    assert any("inet 127.0.0.1/8" in line for line in lo) and any("inet6 ::1/128" in line for line in lo)
+    assert "1" in out
+    eth0 = [line for line in out if " eth0 " in line]
+    assert any("inet 172." in line for line in eth0) and not any("inet6" in line for line in eth0)

@@ -33,7 +33,7 @@ def test_wait_child_times_out_and_leaves_the_child_running() -> None:
 def test_an_inherited_child_is_waited_for_alike() -> None:
     proc = subprocess.Popen(["sh", "-c", "exit 7"])
     child = InheritedChild(proc.pid, proc.args)
-    assert child.wait(10) == 7
+    assert wait_child(child, 10) == 7
 
 
 def test_a_process_that_is_gone_counts_as_exited() -> None:
