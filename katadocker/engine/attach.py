@@ -48,15 +48,17 @@ class AttachSession:
     def run(self, on_output: Callable[[str, bytes], None], stdin: BinaryIO | None = None) -> int:
         """Stream output to `on_output(stream, data)` and forward `stdin` until the container
         exits; return its exit code (after all its output was delivered)."""
+        log = logs.open_for_follow(self.record.log_path)  # before the exit code: see its doc
         if stdin is not None:
             threading.Thread(target=self._pump_stdin, args=(stdin,), daemon=True).start()
         result: dict[str, int] = {}
         waiter = threading.Thread(target=self._wait, args=(result,), daemon=True)
         waiter.start()
-        opts = logs.LogOptions()
-        for rec in logs.follow_records(self.record.log_path, self.offset, opts, self._done.is_set,
-                                       wake=self._done):
-            on_output(rec.stream, rec.data)
+        if log is not None:
+            with log:
+                for rec in logs.follow_records(log, self.offset, logs.LogOptions(), self._done.is_set,
+                                               wake=self._done):
+                    on_output(rec.stream, rec.data)
         if self._detached:
             return 0
         waiter.join()

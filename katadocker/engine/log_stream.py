@@ -15,9 +15,10 @@ def stream(settings: Settings, ref: str, opts: logs.LogOptions, follow: bool) ->
     (returns at once for a stopped container, as docker)."""
     store = ContainerStore(settings.state)
     record = reconcile(store, store.lookup(ref))
+    log = logs.open_for_follow(record.log_path) if follow and record.running else None
     records, offset = logs.read_records(record.log_path, opts)
     yield from records
-    if not follow or not record.running:
+    if log is None:
         return
 
     def stopped() -> bool:
@@ -26,4 +27,5 @@ def stream(settings: Settings, ref: str, opts: logs.LogOptions, follow: bool) ->
         except NoSuchContainer:
             return True
 
-    yield from logs.follow_records(record.log_path, offset, opts, stopped, poll=0.1)
+    with log:
+        yield from logs.follow_records(log, offset, opts, stopped, poll=0.1)

@@ -13,6 +13,7 @@ bytes exactly. Strings are escaped as Go's encoding/json does (``<>&`` and contr
 from __future__ import annotations
 
 import json
+import os
 import re
 import threading
 import time
@@ -204,37 +205,43 @@ def _in_window(rec: LogRecord, opts: LogOptions) -> bool:
     return not (opts.until is not None and rec.ns > opts.until)
 
 
-def follow_records(path: Path, offset: int, opts: LogOptions, stopped: Callable[[], bool],
-                   poll: float = 0.05, wake: threading.Event | None = None) -> Iterator[LogRecord]:
-    """Records appended to `path` after `offset` until `stopped()` is true and the file is drained.
-    Between polls it sleeps `poll` seconds, or less when `wake` is set (the caller's stop event: the
-    final drain then starts at once instead of up to `poll` later)."""
-    partial = b""
+def open_for_follow(path: Path) -> BinaryIO | None:
+    """The log `path` opened for `follow_records`, created empty if its writer has not created it
+    yet; None when the container's directory is gone. Open it before anything can end the container:
+    an ``--rm`` container's log is deleted once its attached client got the exit code, and an open
+    file still reads to its end after that."""
     try:
-        f = open(path, "rb")  # noqa: SIM115 - closed below; the generator may be abandoned early
+        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
     except FileNotFoundError:
-        return
-    try:
-        f.seek(offset)
-        while True:
-            done = stopped()
-            chunk = f.read()
-            if chunk:
-                partial += chunk
-                *lines, partial = partial.split(b"\n")
-                for line in lines:
-                    rec = _parse_line(line)
-                    if rec is not None and _in_window(rec, opts):
-                        yield rec
-                continue
-            if done:
-                return
-            if wake is not None:
-                wake.wait(poll)
-            else:
-                time.sleep(poll)
-    finally:
-        f.close()
+        return None
+    return os.fdopen(fd, "rb")
+
+
+def follow_records(f: BinaryIO, offset: int, opts: LogOptions, stopped: Callable[[], bool],
+                   poll: float = 0.05, wake: threading.Event | None = None) -> Iterator[LogRecord]:
+    """Records appended to the log open as `f` (`open_for_follow`) after `offset` until `stopped()`
+    is true and the file is drained. Between polls it sleeps `poll` seconds, or less when `wake` is
+    set (the caller's stop event: the final drain then starts at once instead of up to `poll`
+    later)."""
+    partial = b""
+    f.seek(offset)
+    while True:
+        done = stopped()
+        chunk = f.read()
+        if chunk:
+            partial += chunk
+            *lines, partial = partial.split(b"\n")
+            for line in lines:
+                rec = _parse_line(line)
+                if rec is not None and _in_window(rec, opts):
+                    yield rec
+            continue
+        if done:
+            return
+        if wake is not None:
+            wake.wait(poll)
+        else:
+            time.sleep(poll)
 
 
 def render(rec: LogRecord, timestamps: bool) -> bytes:

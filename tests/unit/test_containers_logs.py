@@ -100,9 +100,30 @@ def test_follow_until_stopped(tmp_path: Path) -> None:
         done.set()
 
     threading.Thread(target=produce).start()
-    got = [(r.stream, r.data) for r in logs.follow_records(path, offset, logs.LogOptions(), done.is_set,
-                                                              poll=0.02)]
+    log = logs.open_for_follow(path)
+    assert log is not None
+    with log:
+        got = [(r.stream, r.data) for r in logs.follow_records(log, offset, logs.LogOptions(), done.is_set,
+                                                                  poll=0.02)]
     assert got == [("stderr", b"second\n")]
+
+
+def test_a_log_opened_for_follow_reads_to_its_end_after_it_is_removed(tmp_path: Path) -> None:
+    """An attached ``run --rm`` client opens the log first: the container may be removed (its log
+    with it) before the client reads a byte, and the client still gets every record."""
+    path = tmp_path / "ctr" / "ctr.log"
+    path.parent.mkdir()
+    log = logs.open_for_follow(path)  # before the monitor created it: created empty
+    assert log is not None and path.exists()
+    w = logs.LogWriter(path)
+    w.write("stdout", b"all of it\n")
+    w.close()
+    path.unlink()
+    path.parent.rmdir()
+    with log:
+        got = [r.data for r in logs.follow_records(log, 0, logs.LogOptions(), lambda: True)]
+    assert got == [b"all of it\n"]
+    assert logs.open_for_follow(path) is None  # the container's directory is gone
 
 
 def test_clock_roundtrip() -> None:
