@@ -5,7 +5,8 @@
    fits or starts QEMU with the guest assets the CLI hands over (``--assets``; ensured here without
    it), and hot-adds the container's shares and NIC; then, while the guest boots, the DNS responder
    and port relays, resolves USER and creates WORKDIR, and connects to the agent;
-3. starts the process, writes ``runtime.json`` and then ``started``;
+3. starts the process, puts QEMU's priority back to normal (vm/boot_priority.py), writes
+   ``runtime.json`` and then ``started``;
 4. copies the process's output into the json-file log, serves the control socket (engine/control.py:
    kill, wait, stdin), watches QEMU and virtiofsd;
 5. on the way out: powers the VM off (kills it when nothing of it is kept: ``--rm`` without
@@ -108,6 +109,7 @@ class Monitor:
         from katadocker.agent.client import AgentClient
         from katadocker.agent.protocol import ProcessSpec
         from katadocker.image.store import LayerStore
+        from katadocker.vm import boot_priority
         from katadocker.vm.qemu import DEFAULT_MEMORY_MIB, MIN_MEMORY_MIB, ROOTFS_TAG, Share, VMSpec
         from katadocker.vm.virtiofsd import Virtiofsd
 
@@ -162,6 +164,7 @@ class Monitor:
         with self.lock:
             self.proc = self.agent.start(pspec, timeout=60)
             pending, self.pending_signals = self.pending_signals, []
+        boot_priority.settle(self.vm.pid)  # the process runs: the VM competes like any other from now
         for signo in pending:
             self._deliver(signo)
         write_json(rec.runtime_path, {"Ports": [asdict(p) for p in published],

@@ -9,12 +9,15 @@ fills in the early VM's directories.
 
 The recipe (``<state root>/assets/early-vm``) is NUL-separated: FORMAT, the kernel, the initramfs,
 the accelerator, QEMU's stderr log, then its argv (the parent-death wrapper included). The log and
-argv name the VM's directories as RUN_MARK and LOG_MARK.
+argv name the VM's directories as RUN_MARK and LOG_MARK. QEMU's priority is raised while its guest
+boots (vm/boot_priority.py).
 """
 
 from __future__ import annotations
 
 import os
+
+from katadocker.vm import boot_priority
 
 #: First field of a recipe; another value is not one this code can read.
 FORMAT = "katadocker-early-vm-1"
@@ -59,5 +62,6 @@ def spawn(recipe: str, run_dir: str, log_dir: str) -> dict[str, object]:
         ])
     except OSError as e:
         return {"none": f"no early VM: cannot start QEMU: {e}"}
+    boot_priority.boost(pid)
     return {"pid": pid, "kernel": kernel, "initramfs": initramfs, "accel": accel, "run_dir": run_dir,
             "log_dir": log_dir}

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from katadocker.errors import VMError
+from katadocker.vm import boot_priority
 from katadocker.vm.children import wait_child
 from katadocker.vm.qemu import QMPCommand, Share, VMSpec, nic_commands, qemu_command, share_commands
 from katadocker.vm.virtiofsd import tail
@@ -128,7 +129,8 @@ class VirtualMachine:
         self.wait_ready(timeout)
 
     def spawn(self) -> None:
-        """Start QEMU and return at once; VMError when it cannot be started."""
+        """Start QEMU (its priority raised while the guest boots: vm/boot_priority.py) and return at
+        once; VMError when it cannot be started."""
         for sock in (self.spec.qmp_socket, self.spec.agent_socket):
             sock.unlink(missing_ok=True)
         for directory in {self.spec.console_log.parent, self.spec.qmp_socket.parent}:
@@ -139,6 +141,7 @@ class VirtualMachine:
                                              stdout=log, stderr=log, start_new_session=True)
         except OSError as e:
             raise self.error(f"cannot start QEMU: {e.strerror}") from None
+        boot_priority.boost(self.proc.pid)
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Return once the spawned QEMU has loaded the kernel and runs the guest (it answered QMP

@@ -52,6 +52,10 @@ def test_run_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str) -> N
         assert logs.splitlines()[0] == "1"  # the hot-added root share
         assert "inet 172." in logs  # the hot-added NIC, configured
         assert vm_kd.ok("exec", cid, "cat", "/etc/hostname").strip() == cid[:12]
+        # booted at a raised priority (vm/boot_priority.py); the process runs: back to normal
+        tasks = Path(f"/proc/{qemu}/task").iterdir()
+        assert {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks} == {0}
+        assert Path(f"/proc/{qemu}/autogroup").read_text().split()[-1] == "0"
     finally:
         vm_kd.ok("rm", "-f", cid)
 

@@ -24,6 +24,7 @@ from katadocker.agent.protocol import ProcessSpec
 from katadocker.config import Settings
 from katadocker.errors import VMError
 from katadocker.state.paths import StateRoot
+from katadocker.vm import boot_priority
 from katadocker.vm.assets import GuestAssets, ensure_assets
 from katadocker.vm.initramfs import write_cpio
 from katadocker.vm.kernel import (
@@ -121,6 +122,27 @@ def test_a_share_hot_added_after_the_guest_booted_is_waited_for(assets: GuestAss
                             timeout=60).collect(timeout=60)
     assert done.exit.code == 0
     assert done.stdout == (rootfs / "etc/passwd").read_bytes()
+
+
+def test_qemu_boots_at_a_raised_priority_until_settled(booted: tuple[VirtualMachine, AgentClient]) -> None:
+    """vm/boot_priority.py: every QEMU thread (the vCPU's too, started after the spawn) and QEMU's
+    session run at BOOT_NICE from the spawn on, and at 0 once settled (the monitor does it when the
+    container's process runs)."""
+    vm, _ = booted
+
+    def nices() -> set[int]:
+        tasks = Path(f"/proc/{vm.pid}/task").iterdir()
+        return {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks}
+
+    def session_nice() -> int:
+        return int(Path(f"/proc/{vm.pid}/autogroup").read_text().split()[-1])
+
+    assert len(list(Path(f"/proc/{vm.pid}/task").iterdir())) > 1
+    assert nices() == {boot_priority.BOOT_NICE}
+    assert session_nice() == boot_priority.BOOT_NICE
+    boot_priority.settle(vm.pid)
+    assert nices() == {0}
+    assert session_nice() == 0
 
 
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:

@@ -12,7 +12,7 @@ import pytest
 
 from katadocker.state import layout
 from katadocker.state.paths import StateRoot, default_root
-from katadocker.vm import early_spawn
+from katadocker.vm import boot_priority, early_spawn
 from katadocker.vm.early import EarlyVM, _spec, remember_machine, remove_orphans
 
 
@@ -51,6 +51,7 @@ def test_spawn_fills_in_the_dirs_and_describes_the_vm(tmp_path: Path, assets: tu
             time.sleep(0.01)
         assert log.read_text() == f"{run_dir}/qmp.sock\n"  # the argv's marks, filled in
         assert os.getsid(found["pid"]) == found["pid"]  # its own session: no Ctrl-C from a terminal
+        assert os.getpriority(os.PRIO_PROCESS, found["pid"]) == boot_priority.BOOT_NICE  # it boots first
     finally:
         stop(found["pid"])
 
