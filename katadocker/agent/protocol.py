@@ -74,6 +74,7 @@ class SpecTag(enum.IntEnum):
     MOUNT = 14
     NET = 15
     READONLY_ROOT = 16
+    INIT = 17
 
 
 MOUNT_READONLY = 1
@@ -242,6 +243,7 @@ class ProcessSpec:
     mounts: list[Mount] = field(default_factory=list)
     network: NetworkConfig | None = None
     readonly_root: bool = False
+    init: bool = False  # START: an init runs the command as its child (docker's --init)
 
     def encode(self) -> bytes:
         """The START/EXEC payload: (u16 tag, u32 length, value) fields, see protocol.h."""
@@ -272,6 +274,8 @@ class ProcessSpec:
             yield SpecTag.NET, _network(self.network)
         if self.readonly_root:
             yield SpecTag.READONLY_ROOT, bytes([1])
+        if self.init:
+            yield SpecTag.INIT, bytes([1])
 
 
 def _text(s: str) -> bytes:

@@ -71,7 +71,8 @@ SHARED: tuple[tuple[str, Any, Any], ...] = (
     ("pull", None, "missing"),
     ("platform", _str("--platform", envvar="DOCKER_DEFAULT_PLATFORM",
                       help="Set platform if server is multi-platform capable"), None),
-    ("init", _bool("--init", help="Run an init inside the container"), False),
+    ("init", _bool("--init", help="Run an init inside the container that forwards signals and reaps "
+                                  "processes"), False),
     ("attach", _strs("-a", "--attach", help="Attach to STDIN, STDOUT or STDERR"), None),
 )
 

@@ -244,7 +244,7 @@ struct spec {
     uint32_t uid, gid;
     gid_t *groups;
     size_t ngroups;
-    bool tty, stdin_open, readonly_root;
+    bool tty, stdin_open, readonly_root, init;
     uint16_t rows, cols;
     struct mount_spec *mounts;
     size_t nmounts;
@@ -354,6 +354,7 @@ static int parse_field(struct spec *s, uint16_t tag, const uint8_t *v, uint32_t 
     case KD_SPEC_TTY: s->tty = len == 1 && v[0]; return 0;
     case KD_SPEC_STDIN: s->stdin_open = len == 1 && v[0]; return 0;
     case KD_SPEC_READONLY_ROOT: s->readonly_root = len == 1 && v[0]; return 0;
+    case KD_SPEC_INIT: s->init = len == 1 && v[0]; return 0;
     case KD_SPEC_WINSIZE:
         if (len != 4)
             return -1;
@@ -1079,6 +1080,57 @@ static void child_stdio(const struct spec *s, int fds[3], const char *pts, int e
 }
 
 /*
+ * --init, docker's docker-init (tini): the container's PID 1 is a small init, this fork of the agent,
+ * which runs the command as its child, passes each signal it gets on to it, reaps every orphan of
+ * the container and exits with the command's status (128+N when signal N ended it). Without it the
+ * command itself is PID 1, which the kernel shields from each signal it has no handler for: a
+ * `sleep` ignores `stop`'s SIGTERM and is killed only after the timeout.
+ *
+ * Returns in the command's process; the init never returns. Signals the kernel raises for a fault of
+ * the init itself, and the terminal's stop signals, keep their default action (tini's set).
+ */
+static void become_init(int errfd, bool tty)
+{
+    static const int own[] = {SIGFPE, SIGILL, SIGSEGV, SIGBUS, SIGABRT, SIGTRAP, SIGSYS, SIGTTIN, SIGTTOU};
+    sigset_t caught;
+    sigfillset(&caught);
+    for (size_t i = 0; i < sizeof own / sizeof *own; i++)
+        sigdelset(&caught, own[i]);
+    sigprocmask(SIG_SETMASK, &caught, NULL); /* from before the fork: no signal for the command is lost */
+    pid_t child = fork();
+    if (child < 0)
+        child_fail(errfd, 125, "fork the command under the init: %s", strerror(errno));
+    if (child == 0) {
+        if (tty) { /* the foreground job of the init's terminal; tcsetpgrp from the background needs SIGTTOU blocked */
+            sigaddset(&caught, SIGTTOU);
+            sigprocmask(SIG_SETMASK, &caught, NULL);
+            if (setpgid(0, 0) < 0 || tcsetpgrp(STDIN_FILENO, getpid()) < 0)
+                child_fail(errfd, 125, "make the command the terminal's foreground job: %s", strerror(errno));
+        }
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        return;
+    }
+    close(errfd); /* the command's exec closes the report pipe: the agent learns it started */
+    int null = open("/dev/null", O_RDWR);
+    for (int fd = 0; fd < 3; fd++) /* the command's streams end when the command's copies close */
+        dup2(null, fd);
+    for (;;) {
+        int sig = sigwaitinfo(&caught, NULL);
+        if (sig == SIGCHLD) {
+            int status;
+            pid_t pid;
+            while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+                if (pid == child)
+                    _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+        } else if (sig > 0) {
+            kill(child, sig);
+        }
+    }
+}
+
+/*
  * Runs in the forked child: becomes the container process described by `s` or reports why not.
  * fds: the child's ends of stdin/stdout/stderr (-1: none); pts: the pty slave path when tty.
  */
@@ -1103,6 +1155,8 @@ static void __attribute__((noreturn)) child_exec(const struct spec *s, int fds[3
     }
     if (chdir(cwd) < 0)
         child_fail(errfd, 125, "chdir to cwd (\"%s\") set in config.json failed: %s", cwd, strerror(errno));
+    if (is_main && s->init)
+        become_init(errfd, s->tty);
     char found[4096];
     const char *path = look_path(s->argv[0], s->envp, found, sizeof found, errfd);
     execve(path, s->argv, s->envp);

@@ -69,6 +69,7 @@
 #define KD_SPEC_MOUNT 14   /* u8 flags (KD_MOUNT_*), then u16-length-prefixed source, target, options */
 #define KD_SPEC_NET 15     /* u8[4] address, u8 prefix, u8[4] gateway (0.0.0.0: none), u32 mtu, ifname */
 #define KD_SPEC_READONLY_ROOT 16 /* u8 1: the root (and /etc/{hostname,hosts,resolv.conf}) read-only after setup */
+#define KD_SPEC_INIT 17    /* u8 1 (START only): an init runs the command as its child (docker's --init) */
 
 #define KD_MOUNT_READONLY 1 /* flag of KD_SPEC_MOUNT; source "tmpfs" means a tmpfs, else a virtio-fs tag */
 /* flag of KD_SPEC_MOUNT: the tag's share holds one entry, KD_MOUNT_FILE_NAME, bind-mounted onto target

@@ -160,7 +160,8 @@ class Monitor:
             cwd=workdir, uid=user.uid, gid=user.gid, groups=user.groups, tty=bool(cfg.get("Tty")),
             stdin=bool(cfg.get("OpenStdin")), hostname=hostname, hosts=self._hosts(hostname),
             resolv_conf=self._resolv_conf(), rootfs_tag=ROOTFS_TAG, network=self._net_config(),
-            mounts=self.guest_mounts.mounts, readonly_root=bool(host.get("ReadonlyRootfs")))
+            mounts=self.guest_mounts.mounts, readonly_root=bool(host.get("ReadonlyRootfs")),
+            init=bool(host.get("Init")))
         with self.lock:
             self.proc = self.agent.start(pspec, timeout=60)
             pending, self.pending_signals = self.pending_signals, []

@@ -113,6 +113,45 @@ def test_stop_honours_a_term_handler_and_the_stop_signal(vm_kd: Katadocker, imag
     vm_kd.ok("rm", "usr1")
 
 
+#: A child that outlives its parent (an orphan), then the command sleeps as it is (PID 1 without --init).
+ORPHAN_THEN_SLEEP = "(sleep 1 &); echo ready; exec sleep 600"
+
+
+def _guest_processes(kd: Katadocker, name: str) -> list[tuple[str, str]]:
+    """(state letter, comm) of every process of the container (from its /proc)."""
+    out = kd.ok("exec", name, "sh", "-c", "for s in /proc/[0-9]*/stat; do cat $s; echo; done 2>/dev/null")
+    return [(m.group(2), m.group(1)) for m in re.finditer(r"^\d+ \((.*)\) (\S) ", out, re.M)]
+
+
+def test_init_forwards_signals_and_reaps_orphans(vm_kd: Katadocker, image: str) -> None:
+    """--init (docker-init): PID 1 is an init that reaps the container's orphans and passes `stop`'s
+    SIGTERM on to a command without a handler for it (143, not 137 after the timeout); the command
+    as PID 1 itself leaves the orphan a zombie."""
+    vm_kd.ok("run", "-d", "--init", "--name", "inited", image, "sh", "-c", ORPHAN_THEN_SLEEP)
+    vm_kd.ok("run", "-d", "--name", "bare-pid1", image, "sh", "-c", ORPHAN_THEN_SLEEP)
+    try:
+        for name in ("inited", "bare-pid1"):
+            _wait_for_log(vm_kd, name, "ready")
+        assert vm_kd.ok("exec", "inited", "cat", "/proc/1/comm") == "init\n"
+        assert vm_kd.ok("exec", "bare-pid1", "cat", "/proc/1/comm") == "sleep\n"
+        deadline = time.monotonic() + 60
+        while ("Z", "sleep") not in _guest_processes(vm_kd, "bare-pid1"):  # the orphan has exited
+            assert time.monotonic() < deadline, _guest_processes(vm_kd, "bare-pid1")
+            time.sleep(0.5)
+        assert [state for state, _ in _guest_processes(vm_kd, "inited") if state == "Z"] == []
+        vm_kd.ok("stop", "-t", "120", "inited")
+        assert vm_kd.ok("inspect", "-f", "{{.State.ExitCode}} {{.HostConfig.Init}}", "inited") == "143 true\n"
+    finally:
+        vm_kd.ok("rm", "-f", "inited", "bare-pid1")
+
+
+def test_init_keeps_the_exit_code_output_and_errors(vm_kd: Katadocker, image: str) -> None:
+    r = vm_kd("run", "--rm", "--init", image, "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert (r.rc, r.out, r.err) == (3, "out\n", "err\n")
+    r = vm_kd("run", "--rm", "--init", image, "no-such-command")
+    assert r.rc == 127 and 'exec: "no-such-command": executable file not found in $PATH' in r.err
+
+
 def test_kill_rm_and_their_errors(vm_kd: Katadocker, image: str) -> None:
     vm_kd.ok("run", "-d", "--name", "victim", image, "sh", "-c", IGNORE_TERM)
     _wait_for_log(vm_kd, "victim", "ready")

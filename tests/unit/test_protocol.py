@@ -133,11 +133,16 @@ def test_spec_encoding() -> None:
     assert one[SpecTag.UID] == protocol.u32(1000) and one[SpecTag.GROUP] == protocol.u32(27)
     assert one[SpecTag.WINSIZE] == struct.pack("<HH", 24, 80)
     assert one[SpecTag.TTY] == one[SpecTag.STDIN] == b"\x01"
-    assert one[SpecTag.ROOTFS] == b"rootfs" and SpecTag.RESOLV not in one
+    assert one[SpecTag.ROOTFS] == b"rootfs" and SpecTag.RESOLV not in one and SpecTag.INIT not in one
     assert one[SpecTag.NET] == bytes([172, 17, 0, 2, 16, 172, 17, 0, 1]) + protocol.u32(1500) + b"eth0"
     mounts = [v for t, v in fields if t == SpecTag.MOUNT]
     assert mounts[0] == b"\x01" + b"\x04\x00vol0" + b"\x05\x00/data" + b"\x00\x00"
     assert mounts[1] == b"\x00" + b"\x05\x00tmpfs" + b"\x04\x00/tmp" + b"\x07\x00size=1m"
+
+
+def test_spec_asks_for_an_init() -> None:
+    fields = dict(parse_fields(ProcessSpec(args=["sleep", "1"], init=True).encode()))
+    assert fields[SpecTag.INIT] == b"\x01"
 
 
 def test_spec_refuses_nul_and_empty_args() -> None:
