@@ -166,22 +166,23 @@ def run(
 
 
 def _attach(record: Any, stdin: bool, sig_proxy: bool, offset: int, detach_keys: str | None = None) -> int:
-    """Stream the container's output, forward stdin and signals; the container's exit code."""
+    """Stream the container's output, forward stdin and (with `sig_proxy`) the signals this process
+    gets; the container's exit code."""
     import signal
 
     from katadocker.engine.attach import AttachSession
-
-    if record.config["Config"].get("Tty"):  # a pty: raw terminal, resizes, detach keys (cli/tty.py)
-        from katadocker.cli.interactive_cmds import attach_tty
-
-        return attach_tty(record, stdin, offset, detach_keys)
-    from katadocker.cli.interactive_cmds import write_out
 
     session = AttachSession(_settings(), record, offset)
     if sig_proxy:
         for signo in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
                       signal.SIGUSR2):
             signal.signal(signo, lambda n, _f: session.send_signal(n))
+    if record.config["Config"].get("Tty"):  # a pty: raw terminal, resizes, detach keys (cli/tty.py)
+        from katadocker.cli.interactive_cmds import attach_tty
+
+        return attach_tty(session, stdin, detach_keys)
+    from katadocker.cli.interactive_cmds import write_out
+
     return session.run(write_out, sys.stdin.buffer if stdin else None)
 
 
@@ -229,7 +230,9 @@ def start(
 
         report_error(e)
         raise typer.Exit(getattr(e, "exit_code", 1)) from None
-    raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=True, offset=offset,
+    # docker's `start -a` proxies signals only to a container without a terminal (`run` always does)
+    raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=not record.config["Config"].get("Tty"),
+                             offset=offset,
                              detach_keys=detach_keys))
 
 

@@ -56,12 +56,10 @@ def run_on_terminal(resize: Callable[[int, int], None], detach: Callable[[], Non
     return 0 if reader is not None and reader.detached else code
 
 
-def attach_tty(record: Any, stdin: bool, offset: int, detach_keys: str | None) -> int:
-    """Attach to a ``-t`` container: its pty output raw on stdout, keys to its pty, our window
-    size to its pty, docker's detach keys; the container's exit code (0 after a detach)."""
-    from katadocker.engine.attach import AttachSession
-
-    session = AttachSession(_settings(), record, offset)
+def attach_tty(session: Any, stdin: bool, detach_keys: str | None) -> int:
+    """Run the attach `session` (engine/attach.py) of a ``-t`` container: its pty output raw on
+    stdout, keys to its pty, our window size to its pty, docker's detach keys; the container's exit
+    code (0 after a detach)."""
     keys = _detach_keys(detach_keys)
     return run_on_terminal(session.resize, session.detach, stdin, keys,
                            lambda reader: session.run(write_out, reader))

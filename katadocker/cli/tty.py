@@ -53,7 +53,9 @@ def window_size(fd: int) -> tuple[int, int] | None:
 
 
 class Terminal:
-    """Raw mode on `in_fd` (when it is a terminal) and size reports from `out_fd` for a `with`."""
+    """Raw mode on `in_fd` (when it is a terminal) and size reports from `out_fd` for a `with`.
+    SIGTERM and SIGHUP restore the terminal and exit (128+N), unless the caller handles them
+    already (`run`'s sig-proxy passes them on to the container and waits for its exit)."""
 
     def __init__(self, on_resize: Callable[[int, int], None], in_fd: int = 0, out_fd: int = 1) -> None:
         self.on_resize = on_resize
@@ -68,7 +70,8 @@ class Terminal:
             tty.setraw(self.in_fd, termios.TCSANOW)
         for signo, handler in ((signal.SIGWINCH, self._winch), (signal.SIGTERM, _exit_on_signal),
                                (signal.SIGHUP, _exit_on_signal)):
-            self._handlers[signo] = signal.signal(signo, handler)
+            if signo == signal.SIGWINCH or signal.getsignal(signo) == signal.SIG_DFL:
+                self._handlers[signo] = signal.signal(signo, handler)
         self.report_size()
         return self
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -100,6 +101,27 @@ def test_run_it_prompt_resize_ctrl_c_detach_reattach_exit_code(vm_kd: Katadocker
         assert vm_kd.ok("inspect", "-f", "{{.State.ExitCode}}", name) == "3\n"
     finally:
         again.close()
+        vm_kd("rm", "-f", name)
+
+
+def test_sigterm_to_run_it_with_init_ends_the_container(vm_kd: Katadocker, busybox_image: str) -> None:
+    """docker's TestSigProxyWithTTY: SIGTERM to `run -i -t --init … sleep` reaches the init, which
+    passes it on to sleep (as PID 1 itself, sleep would ignore it and the CLI would wait on)."""
+    name = "tty-init"
+    term = Tmux(vm_kd, f"{KD} run -it --init --network none --name {name} {busybox_image} sleep 600")
+    try:
+        deadline = time.monotonic() + 240
+        while vm_kd("exec", name, "cat", "/proc/1/comm").out != "init\n":  # sleep runs, under the init
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        pattern = f"^{sys.executable} -m katadocker run -it --init --network none --name {name} "
+        cli = subprocess.run(["pgrep", "-f", pattern], capture_output=True, text=True).stdout.split()
+        assert len(cli) == 1, [Path(f"/proc/{p}/cmdline").read_bytes() for p in cli]
+        subprocess.run(["kill", "-TERM", cli[0]], check=True)
+        term.wait_for(r"rc=143$", timeout=60)
+        assert vm_kd.ok("inspect", "-f", "{{.State.ExitCode}}", name) == "143\n"
+    finally:
+        term.close()
         vm_kd("rm", "-f", name)
 
 
