@@ -1101,11 +1101,14 @@ static void become_init(int errfd, bool tty)
     if (child < 0)
         child_fail(errfd, 125, "fork the command under the init: %s", strerror(errno));
     if (child == 0) {
-        if (tty) { /* the foreground job of the init's terminal; tcsetpgrp from the background needs SIGTTOU blocked */
+        if (tty) {
+            /* the foreground job of the init's terminal (tcsetpgrp from the background: SIGTTOU
+             * blocked, else it stops us) */
             sigaddset(&caught, SIGTTOU);
             sigprocmask(SIG_SETMASK, &caught, NULL);
             if (setpgid(0, 0) < 0 || tcsetpgrp(STDIN_FILENO, getpid()) < 0)
-                child_fail(errfd, 125, "make the command the terminal's foreground job: %s", strerror(errno));
+                child_fail(errfd, 125, "make the command the terminal's foreground job: %s",
+                           strerror(errno));
         }
         sigset_t none;
         sigemptyset(&none);
