@@ -55,7 +55,8 @@ def test_run_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str) -> N
         # booted at a raised priority (vm/boot_priority.py); the process runs: back to normal
         tasks = Path(f"/proc/{qemu}/task").iterdir()
         assert {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks} == {0}
-        assert Path(f"/proc/{qemu}/autogroup").read_text().split()[-1] == "0"
+        autogroup = Path(f"/proc/{qemu}/autogroup")  # absent in a kernel without autogroups
+        assert not autogroup.exists() or autogroup.read_text().split()[-1] == "0"
     finally:
         vm_kd.ok("rm", "-f", cid)
 

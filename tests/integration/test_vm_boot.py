@@ -134,15 +134,16 @@ def test_qemu_boots_at_a_raised_priority_until_settled(booted: tuple[VirtualMach
         tasks = Path(f"/proc/{vm.pid}/task").iterdir()
         return {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks}
 
-    def session_nice() -> int:
-        return int(Path(f"/proc/{vm.pid}/autogroup").read_text().split()[-1])
+    def session_nice() -> int | None:  # None: a kernel without autogroups
+        path = Path(f"/proc/{vm.pid}/autogroup")
+        return int(path.read_text().split()[-1]) if path.exists() else None
 
     assert len(list(Path(f"/proc/{vm.pid}/task").iterdir())) > 1
     assert nices() == {boot_priority.BOOT_NICE}
-    assert session_nice() == boot_priority.BOOT_NICE
+    assert session_nice() in (boot_priority.BOOT_NICE, None)
     boot_priority.settle(vm.pid)
     assert nices() == {0}
-    assert session_nice() == 0
+    assert session_nice() in (0, None)
 
 
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:
