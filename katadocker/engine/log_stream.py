@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 from katadocker.config import Settings
@@ -15,11 +16,6 @@ def stream(settings: Settings, ref: str, opts: logs.LogOptions, follow: bool) ->
     (returns at once for a stopped container, as docker)."""
     store = ContainerStore(settings.state)
     record = reconcile(store, store.lookup(ref))
-    log = logs.open_for_follow(record.log_path) if follow and record.running else None
-    records, offset = logs.read_records(record.log_path, opts)
-    yield from records
-    if log is None:
-        return
 
     def stopped() -> bool:
         try:
@@ -27,5 +23,9 @@ def stream(settings: Settings, ref: str, opts: logs.LogOptions, follow: bool) ->
         except NoSuchContainer:
             return True
 
-    with log:
-        yield from logs.follow_records(log, offset, opts, stopped, poll=0.1)
+    log = logs.open_for_follow(record.log_path) if follow and record.running else None
+    with log or contextlib.nullcontext():  # closed also when the caller abandons the stream
+        records, offset = logs.read_records(record.log_path, opts)
+        yield from records
+        if log is not None:
+            yield from logs.follow_records(log, offset, opts, stopped, poll=0.1)

@@ -991,6 +991,12 @@ static const char *setup_root(const struct spec *s)
 /* ------------------------------------------------------------------ the child side of a spawn */
 
 /* Reports a failure to the agent through the CLOEXEC pipe and ends the child. */
+/* A wait status as docker reports it: the exit code, or 128+N when signal N ended the process. */
+static uint32_t exit_code(int status)
+{
+    return WIFSIGNALED(status) ? 128u + (uint32_t)WTERMSIG(status) : (uint32_t)WEXITSTATUS(status);
+}
+
 static void __attribute__((noreturn)) child_fail(int errfd, uint32_t code, const char *fmt, ...)
 {
     uint8_t msg[600];
@@ -1126,7 +1132,7 @@ static void become_init(int errfd, bool tty)
             pid_t pid;
             while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
                 if (pid == child)
-                    _exit(WIFSIGNALED(status) ? 128 + WTERMSIG(status) : WEXITSTATUS(status));
+                    _exit((int)exit_code(status));
         } else if (sig > 0) {
             kill(child, sig);
         }
@@ -1382,7 +1388,7 @@ static void reap(void)
             p->exited = true;
             p->exit_ms = now_ms();
             p->signal = WIFSIGNALED(st) ? (uint8_t)WTERMSIG(st) : 0;
-            p->status = p->signal ? 128u + p->signal : (uint32_t)WEXITSTATUS(st);
+            p->status = exit_code(st);
         }
         main_exited = main_exited || pid == main_pid;
     }

@@ -39,6 +39,7 @@ from katadocker.vm.qemu import ROOTFS_TAG, Share, VMSpec
 from katadocker.vm.virtiofsd import Virtiofsd
 from tests.support import images
 from tests.support.images import busybox_rootfs
+from tests.support.sched import session_nice, thread_nices
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
@@ -130,20 +131,12 @@ def test_qemu_boots_at_a_raised_priority_until_settled(booted: tuple[VirtualMach
     container's process runs)."""
     vm, _ = booted
 
-    def nices() -> set[int]:
-        tasks = Path(f"/proc/{vm.pid}/task").iterdir()
-        return {os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in tasks}
-
-    def session_nice() -> int | None:  # None: a kernel without autogroups
-        path = Path(f"/proc/{vm.pid}/autogroup")
-        return int(path.read_text().split()[-1]) if path.exists() else None
-
-    assert len(list(Path(f"/proc/{vm.pid}/task").iterdir())) > 1
-    assert nices() == {boot_priority.BOOT_NICE}
-    assert session_nice() in (boot_priority.BOOT_NICE, None)
+    assert len(thread_nices(vm.pid)) > 1
+    assert set(thread_nices(vm.pid)) == {boot_priority.BOOT_NICE}
+    assert session_nice(vm.pid) in (boot_priority.BOOT_NICE, None)
     boot_priority.settle(vm.pid)
-    assert nices() == {0}
-    assert session_nice() in (0, None)
+    assert set(thread_nices(vm.pid)) == {0}
+    assert session_nice(vm.pid) in (0, None)
 
 
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:

@@ -8,11 +8,11 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from katadocker.vm import boot_priority
+from tests.support.sched import session_nice, thread_nices
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="raising a priority needs root")
 
@@ -41,23 +41,13 @@ def start_thread(proc: subprocess.Popen[str]) -> None:
     assert proc.stdout.readline() == "thread\n"
 
 
-def thread_nices(pid: int) -> list[int]:
-    return [os.getpriority(os.PRIO_PROCESS, int(tid)) for tid in os.listdir(f"/proc/{pid}/task")]
-
-
-def autogroup_nice(pid: int) -> int | None:
-    """The nice value of `pid`'s autogroup ("/autogroup-N nice K"), None without autogroups."""
-    path = Path(f"/proc/{pid}/autogroup")
-    return int(path.read_text().split()[-1]) if path.exists() else None
-
-
 def test_boost_raises_the_session_and_the_threads_it_starts_later(child: subprocess.Popen[str]) -> None:
     boot_priority.boost(child.pid)
     start_thread(child)
     assert thread_nices(child.pid) == [boot_priority.BOOT_NICE] * 2
-    assert autogroup_nice(child.pid) in (boot_priority.BOOT_NICE, None)
+    assert session_nice(child.pid) in (boot_priority.BOOT_NICE, None)
     assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == 0  # nobody else's
-    assert autogroup_nice(os.getpid()) in (0, None)
+    assert session_nice(os.getpid()) in (0, None)
 
 
 def test_settle_puts_the_session_and_every_thread_back(child: subprocess.Popen[str]) -> None:
@@ -65,7 +55,7 @@ def test_settle_puts_the_session_and_every_thread_back(child: subprocess.Popen[s
     start_thread(child)
     boot_priority.settle(child.pid)
     assert thread_nices(child.pid) == [0, 0]
-    assert autogroup_nice(child.pid) in (0, None)
+    assert session_nice(child.pid) in (0, None)
 
 
 def test_a_process_that_has_ended_is_left_alone(child: subprocess.Popen[str]) -> None:

@@ -1,0 +1,19 @@
+"""Scheduling state of a process, as vm/boot_priority.py sets it: its threads' nice values and its
+session's (autogroup's)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def thread_nices(pid: int) -> list[int]:
+    """The nice value of each thread of process `pid`."""
+    return [os.getpriority(os.PRIO_PROCESS, int(t.name)) for t in Path(f"/proc/{pid}/task").iterdir()]
+
+
+def session_nice(pid: int) -> int | None:
+    """The nice value of `pid`'s autogroup ("/autogroup-N nice K"); None in a kernel without
+    autogroups."""
+    path = Path(f"/proc/{pid}/autogroup")
+    return int(path.read_text().split()[-1]) if path.exists() else None
