@@ -13,7 +13,9 @@ def thread_nices(pid: int) -> list[int]:
 
 
 def session_nice(pid: int) -> int | None:
-    """The nice value of `pid`'s autogroup ("/autogroup-N nice K"); None in a kernel without
-    autogroups."""
+    """The nice value of `pid`'s autogroup ("/autogroup-N nice K"). None where no autogroup of its
+    own applies: a kernel without autogroups, or a process still in the boot session's root group,
+    whose file reads empty (as a CI job started by a service manager without setsid may be)."""
     path = Path(f"/proc/{pid}/autogroup")
-    return int(path.read_text().split()[-1]) if path.exists() else None
+    fields = path.read_text().split() if path.exists() else []
+    return int(fields[-1]) if fields else None
