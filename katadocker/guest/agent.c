@@ -74,6 +74,36 @@ static void logmsg(const char *fmt, ...)
 }
 
 /* Ends the agent: PID 1 must never exit (the kernel would panic), so it powers the VM off. */
+/*
+ * strerror() the way Go (and so runc and docker) spells it: "no such file or directory".  Go's
+ * strings are glibc's in lower case; the agent may be linked against musl, whose strings differ for
+ * some (ELOOP: "Symbolic link loop"), so those a container's start can meet are spelled out here.
+ */
+static const char *go_strerror(int err)
+{
+    static const struct {
+        int err;
+        const char *text;
+    } go_texts[] = {
+        {EPERM, "operation not permitted"},   {ENOENT, "no such file or directory"},
+        {EIO, "input/output error"},          {E2BIG, "argument list too long"},
+        {ENOEXEC, "exec format error"},       {ENOMEM, "cannot allocate memory"},
+        {EACCES, "permission denied"},        {EBUSY, "device or resource busy"},
+        {EEXIST, "file exists"},              {ENOTDIR, "not a directory"},
+        {EISDIR, "is a directory"},           {EINVAL, "invalid argument"},
+        {EMFILE, "too many open files"},      {ETXTBSY, "text file busy"},
+        {ENOSPC, "no space left on device"},  {EROFS, "read-only file system"},
+        {ENAMETOOLONG, "file name too long"}, {ELOOP, "too many levels of symbolic links"},
+    };
+    for (size_t i = 0; i < sizeof go_texts / sizeof go_texts[0]; i++)
+        if (go_texts[i].err == err)
+            return go_texts[i].text;
+    static char s[128];
+    snprintf(s, sizeof s, "%s", strerror(err));
+    s[0] = (char)(s[0] >= 'A' && s[0] <= 'Z' ? s[0] - 'A' + 'a' : s[0]);
+    return s;
+}
+
 static void __attribute__((noreturn)) power_off(int code)
 {
     if (test_mode)
@@ -941,7 +971,7 @@ static const char *setup_root(const struct spec *s)
     mkdir(NEWROOT, 0755);
     if (mount_fs(s->rootfs ? s->rootfs : "rootfs", NEWROOT, "virtiofs", 0, NULL) < 0) {
         snprintf(err, sizeof err, "mount virtio-fs root %s: %s", s->rootfs ? s->rootfs : "rootfs",
-                 strerror(errno));
+                 go_strerror(errno));
         return err;
     }
     set_read_ahead(NEWROOT, ROOT_READ_AHEAD_KB);
@@ -954,7 +984,7 @@ static const char *setup_root(const struct spec *s)
     for (size_t i = 0; i < s->nmounts; i++) {
         if (setup_mount(&s->mounts[i], i) < 0) {
             snprintf(err, sizeof err, "mount %s on %s: %s", s->mounts[i].source, s->mounts[i].target,
-                     strerror(errno));
+                     go_strerror(errno));
             return err;
         }
     }
@@ -969,7 +999,7 @@ static const char *setup_root(const struct spec *s)
     if (s->resolv)
         bind_etc_file("resolv.conf", s->resolv);
     if (s->readonly_root && make_root_readonly() < 0) {
-        snprintf(err, sizeof err, "make the root read-only: %s", strerror(errno));
+        snprintf(err, sizeof err, "make the root read-only: %s", go_strerror(errno));
         return err;
     }
     wait_for_nic(s);
@@ -978,7 +1008,7 @@ static const char *setup_root(const struct spec *s)
         logmsg("sethostname: %s", strerror(errno));
     lo_ready(); /* before the agent becomes the container's root and forks its process */
     if (chdir(NEWROOT) < 0 || mount(".", "/", NULL, MS_MOVE, NULL) < 0 || chroot(".") < 0 || chdir("/") < 0) {
-        snprintf(err, sizeof err, "enter the container root: %s", strerror(errno));
+        snprintf(err, sizeof err, "enter the container root: %s", go_strerror(errno));
         return err;
     }
     /* Children created from now on live in a new PID namespace; the first becomes its PID 1. */
@@ -1010,15 +1040,6 @@ static void __attribute__((noreturn)) child_fail(int errfd, uint32_t code, const
     if (write(errfd, msg, 4 + (size_t)n) < 0)
         _exit((int)code); /* nobody to tell */
     _exit((int)code);
-}
-
-/* strerror() the way Go (and so runc and docker) spells it: "no such file or directory". */
-static const char *go_strerror(int err)
-{
-    static char s[128];
-    snprintf(s, sizeof s, "%s", strerror(err));
-    s[0] = (char)(s[0] >= 'A' && s[0] <= 'Z' ? s[0] - 'A' + 'a' : s[0]);
-    return s;
 }
 
 static const char *env_path(char *const envp[])
@@ -1075,14 +1096,14 @@ static void child_stdio(const struct spec *s, int fds[3], const char *pts, int e
         int t = open(pts, O_RDWR);
         /* TIOCSCTTY: the pty becomes the controlling terminal of the new session (job control). */
         if (t < 0 || ioctl(t, TIOCSCTTY, 0) < 0)
-            child_fail(errfd, 125, "open terminal %s: %s", pts, strerror(errno));
+            child_fail(errfd, 125, "open terminal %s: %s", pts, go_strerror(errno));
         fds[0] = fds[1] = fds[2] = t;
     } else if (fds[0] < 0) {
         fds[0] = open("/dev/null", O_RDONLY);
     }
     for (int i = 0; i < 3; i++)
         if (dup2(fds[i], i) < 0)
-            child_fail(errfd, 125, "dup2: %s", strerror(errno));
+            child_fail(errfd, 125, "dup2: %s", go_strerror(errno));
 }
 
 /*
@@ -1105,7 +1126,7 @@ static void become_init(int errfd, bool tty)
     sigprocmask(SIG_SETMASK, &caught, NULL); /* from before the fork: no signal for the command is lost */
     pid_t child = fork();
     if (child < 0)
-        child_fail(errfd, 125, "fork the command under the init: %s", strerror(errno));
+        child_fail(errfd, 125, "fork the command under the init: %s", go_strerror(errno));
     if (child == 0) {
         if (tty) {
             /* the foreground job of the init's terminal (tcsetpgrp from the background: SIGTTOU
@@ -1114,7 +1135,7 @@ static void become_init(int errfd, bool tty)
             sigprocmask(SIG_SETMASK, &caught, NULL);
             if (setpgid(0, 0) < 0 || tcsetpgrp(STDIN_FILENO, getpid()) < 0)
                 child_fail(errfd, 125, "make the command the terminal's foreground job: %s",
-                           strerror(errno));
+                           go_strerror(errno));
         }
         sigset_t none;
         sigemptyset(&none);
@@ -1155,15 +1176,15 @@ static void __attribute__((noreturn)) child_exec(const struct spec *s, int fds[3
     child_stdio(s, fds, pts, errfd);
     /* The first process of a fresh PID namespace mounts the /proc that shows that namespace. */
     if (is_main && pid_ns && mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0)
-        child_fail(errfd, 125, "mount /proc: %s", strerror(errno));
+        child_fail(errfd, 125, "mount /proc: %s", go_strerror(errno));
     const char *cwd = s->cwd && s->cwd[0] ? s->cwd : "/";
     mkdir_p(cwd); /* as root, before dropping privileges */
     if (!test_mode || geteuid() == 0) {
         if (setgroups(s->ngroups, s->groups) < 0 || setgid(s->gid) < 0 || setuid(s->uid) < 0)
-            child_fail(errfd, 125, "set user %u:%u: %s", s->uid, s->gid, strerror(errno));
+            child_fail(errfd, 125, "set user %u:%u: %s", s->uid, s->gid, go_strerror(errno));
     }
     if (chdir(cwd) < 0)
-        child_fail(errfd, 125, "chdir to cwd (\"%s\") set in config.json failed: %s", cwd, strerror(errno));
+        child_fail(errfd, 125, "chdir to cwd (\"%s\") set in config.json failed: %s", cwd, go_strerror(errno));
     if (is_main && s->init)
         become_init(errfd, s->tty);
     char found[4096];
@@ -1270,7 +1291,7 @@ static void spawn(uint32_t id, struct spec *s, bool is_main)
     int parent[3], child[3], errpipe[2];
     char pts[64] = "", msg[600];
     if (make_streams(s, parent, child, pts, sizeof pts) < 0 || pipe2(errpipe, O_CLOEXEC) < 0) {
-        snprintf(msg, sizeof msg, "create process streams: %s", strerror(errno));
+        snprintf(msg, sizeof msg, "create process streams: %s", go_strerror(errno));
         send_error(id, 125, msg);
         for (int i = 0; i < 3; i++) {
             close_fd(&parent[i]);
@@ -1290,7 +1311,7 @@ static void spawn(uint32_t id, struct spec *s, bool is_main)
     uint32_t code = pid < 0 ? 125 : read_exec_report(errpipe[0], msg, sizeof msg);
     close(errpipe[0]);
     if (pid < 0)
-        snprintf(msg, sizeof msg, "fork: %s", strerror(fork_errno));
+        snprintf(msg, sizeof msg, "fork: %s", go_strerror(fork_errno));
     if (code != 0) {
         if (pid > 0)
             waitpid(pid, NULL, 0); /* reap here: a process that never ran gets no EXIT frame */

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from katadocker.agent.build import agent_sources, compile_agent
+from katadocker.agent.build import agent_compiler, agent_sources, compile_agent
 from katadocker.config import Settings
 from katadocker.state.lock import locked
 from katadocker.vm.accel import Accel, choose_accelerator
@@ -72,13 +72,14 @@ def _remove_stale(directory: Path, pattern: str, keep: Path) -> None:
 
 
 def ensure_agent(assets_dir: Path, progress: Progress | None) -> Path:
-    """The compiled agent for the current sources, compiling it when its sources changed."""
-    key = _digest(p.read_bytes() for p in agent_sources())
+    """The compiled agent for the current sources and compiler, compiling it when either changed."""
+    cc = agent_compiler()
+    key = _digest([cc.encode(), *(p.read_bytes() for p in agent_sources())])
     agent = assets_dir / f"agent-{key}"
     if not agent.is_file():
         if progress:
-            progress("Compiling the guest agent")
-        compile_agent(agent)
+            progress(f"Compiling the guest agent ({cc})")
+        compile_agent(agent, cc)
     os.utime(agent)
     _remove_stale(assets_dir, "agent-*", agent)
     return agent

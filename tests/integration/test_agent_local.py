@@ -28,9 +28,11 @@ from katadocker.errors import CommandNotExecutable, CommandNotFound
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-@pytest.fixture(scope="module")
-def agent_binary(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return compile_agent(tmp_path_factory.mktemp("agent") / "agent")
+@pytest.fixture(scope="module", params=["musl-gcc", "cc"])
+def agent_binary(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The agent linked against musl (what the guest assets use where musl-tools is installed, as
+    scripts/setup does) and against glibc (the fallback): every test here runs with both."""
+    return compile_agent(tmp_path_factory.mktemp("agent") / "agent", request.param)
 
 
 @pytest.fixture
@@ -95,6 +97,15 @@ def test_not_found_is_127_with_dockers_message(client: AgentClient) -> None:
     with pytest.raises(CommandNotFound) as e:
         client.start(spec("/no/such/file"), timeout=5)
     assert "stat /no/such/file: no such file or directory" in e.value.message
+
+
+def test_errors_are_spelled_as_go_spells_them(client: AgentClient, tmp_path: Path) -> None:
+    # musl's strerror says "Symbolic link loop"; docker's messages come from Go
+    loop = tmp_path / "loop"
+    loop.symlink_to("loop")
+    with pytest.raises(CommandNotFound) as e:
+        client.start(spec(str(loop)), timeout=5)
+    assert e.value.message == f'exec: "{loop}": stat {loop}: too many levels of symbolic links'
 
 
 def test_not_executable_is_126(client: AgentClient, tmp_path: Path) -> None:
