@@ -5,7 +5,7 @@ One implementation for the guest assets (vm/assets.py) and the tests.
 The agent is linked against musl (Debian's musl-tools: `musl-gcc`, a wrapper around the system gcc)
 where it is installed, else against glibc. Static glibc makes a 790 KB binary, musl an 80 KB one,
 and the guest pays for every byte at each boot: the kernel unpacks the initramfs, and glibc's
-start-up runs before the agent's first line. Under TCG, `run --rm busybox true` took ~100 ms less
+start-up runs before the agent's first line. Under TCG, `run busybox true` took ~100 ms less
 with musl (bench/README.md).
 """
 
