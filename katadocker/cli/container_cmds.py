@@ -232,8 +232,7 @@ def start(
         raise typer.Exit(getattr(e, "exit_code", 1)) from None
     # docker's `start -a` proxies signals only to a container without a terminal (`run` always does)
     raise typer.Exit(_attach(record, stdin=interactive, sig_proxy=not record.config["Config"].get("Tty"),
-                             offset=offset,
-                             detach_keys=detach_keys))
+                             offset=offset, detach_keys=detach_keys))
 
 
 # stop and restart take the same two flags.

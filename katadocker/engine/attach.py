@@ -48,7 +48,7 @@ class AttachSession:
     def run(self, on_output: Callable[[str, bytes], None], stdin: BinaryIO | None = None) -> int:
         """Stream output to `on_output(stream, data)` and forward `stdin` until the container
         exits; return its exit code (after all its output was delivered)."""
-        log = logs.open_for_follow(self.record.log_path)  # before the exit code: see its doc
+        log = logs.open_log(self.record.log_path, create=True)  # before the exit code: see its doc
         if stdin is not None:
             threading.Thread(target=self._pump_stdin, args=(stdin,), daemon=True).start()
         result: dict[str, int] = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 
 from katadocker.config import Settings
@@ -23,9 +22,12 @@ def stream(settings: Settings, ref: str, opts: logs.LogOptions, follow: bool) ->
         except NoSuchContainer:
             return True
 
-    log = logs.open_for_follow(record.log_path) if follow and record.running else None
-    with log or contextlib.nullcontext():  # closed also when the caller abandons the stream
-        records, offset = logs.read_records(record.log_path, opts)
+    following = follow and record.running
+    log = logs.open_log(record.log_path, create=following)
+    if log is None:
+        return
+    with log:  # closed also when the caller abandons the stream
+        records, offset = logs.read_records(log, opts)
         yield from records
-        if log is not None:
+        if following:
             yield from logs.follow_records(log, offset, opts, stopped, poll=0.1)

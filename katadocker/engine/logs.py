@@ -181,21 +181,19 @@ def _parse_line(line: bytes) -> LogRecord | None:
         return None  # a torn or foreign line: docker skips it too
 
 
-def read_records(path: Path, opts: LogOptions) -> tuple[list[LogRecord], int]:
-    """Records of the log matching `opts`, and the byte offset where reading stopped (for follow)."""
+def read_records(f: BinaryIO, opts: LogOptions) -> tuple[list[LogRecord], int]:
+    """Records of the log open as `f` (`open_log`), from its start, matching `opts`, and the byte
+    offset where reading stopped (for `follow_records` on the same file)."""
     kept: deque[LogRecord] = deque(maxlen=opts.tail) if opts.tail is not None else deque()
     offset = 0
-    try:
-        with open(path, "rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break  # being written right now: follow picks it up
-                offset += len(line)
-                rec = _parse_line(line)
-                if rec is not None and _in_window(rec, opts):
-                    kept.append(rec)
-    except FileNotFoundError:
-        pass
+    f.seek(0)
+    for line in f:
+        if not line.endswith(b"\n"):
+            break  # being written right now: follow picks it up
+        offset += len(line)
+        rec = _parse_line(line)
+        if rec is not None and _in_window(rec, opts):
+            kept.append(rec)
     return list(kept), offset
 
 
@@ -205,13 +203,14 @@ def _in_window(rec: LogRecord, opts: LogOptions) -> bool:
     return not (opts.until is not None and rec.ns > opts.until)
 
 
-def open_for_follow(path: Path) -> BinaryIO | None:
-    """The log `path` opened for `follow_records`, created empty if its writer has not created it
-    yet; None when the container's directory is gone. Open it before anything can end the container:
-    an ``--rm`` container's log is deleted once its attached client got the exit code, and an open
-    file still reads to its end after that."""
+def open_log(path: Path, create: bool = False) -> BinaryIO | None:
+    """The log `path` opened for reading; None when it does not exist. With `create` (to follow it)
+    it is created empty if its writer has not created it yet, and None means the container's
+    directory is gone. Open a log to follow before anything can end the container: an ``--rm``
+    container's log is deleted once its attached client got the exit code, and an open file still
+    reads to its end after that."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | (os.O_CREAT if create else 0), 0o644)
     except FileNotFoundError:
         return None
     return os.fdopen(fd, "rb")
@@ -219,7 +218,7 @@ def open_for_follow(path: Path) -> BinaryIO | None:
 
 def follow_records(f: BinaryIO, offset: int, opts: LogOptions, stopped: Callable[[], bool],
                    poll: float = 0.05, wake: threading.Event | None = None) -> Iterator[LogRecord]:
-    """Records appended to the log open as `f` (`open_for_follow`) after `offset` until `stopped()`
+    """Records appended to the log open as `f` (`open_log`) after `offset` until `stopped()`
     is true and the file is drained. Between polls it sleeps `poll` seconds, or less when `wake` is
     set (the caller's stop event: the final drain then starts at once instead of up to `poll`
     later)."""

@@ -73,7 +73,6 @@ static void logmsg(const char *fmt, ...)
     dprintf(console_fd, "katadocker-agent: %s\n", line);
 }
 
-/* Ends the agent: PID 1 must never exit (the kernel would panic), so it powers the VM off. */
 /*
  * strerror() the way Go (and so runc and docker) spells it: "no such file or directory".  Go's
  * strings are glibc's in lower case; the agent may be linked against musl, whose strings differ for
@@ -104,6 +103,7 @@ static const char *go_strerror(int err)
     return s;
 }
 
+/* Ends the agent: PID 1 must never exit (the kernel would panic), so it powers the VM off. */
 static void __attribute__((noreturn)) power_off(int code)
 {
     if (test_mode)
@@ -1020,13 +1020,13 @@ static const char *setup_root(const struct spec *s)
 
 /* ------------------------------------------------------------------ the child side of a spawn */
 
-/* Reports a failure to the agent through the CLOEXEC pipe and ends the child. */
 /* A wait status as docker reports it: the exit code, or 128+N when signal N ended the process. */
 static uint32_t exit_code(int status)
 {
     return WIFSIGNALED(status) ? 128u + (uint32_t)WTERMSIG(status) : (uint32_t)WEXITSTATUS(status);
 }
 
+/* Reports a failure to the agent through the CLOEXEC pipe and ends the child. */
 static void __attribute__((noreturn)) child_fail(int errfd, uint32_t code, const char *fmt, ...)
 {
     uint8_t msg[600];

@@ -6,9 +6,10 @@ monitor (the overlay, virtiofsd, the network, the hot-adds) and QEMU (initialisi
 then the guest's boot). Only QEMU is on the critical path; the other two finish long before the
 guest asks for its process (under TCG: ~0.35 s against ~1 s). But the kernel shares the CPU fairly
 between sessions (autogroups: the CLI's, the monitor's and QEMU's own setsid sessions get one equal
-share each), so on a 2-core host QEMU's main thread and vCPU spent ~100-180 ms of each
-`run --rm true` waiting on the run queue, most of it before the guest even started (a bare QEMU
-boot: ~20 ms). Raised, they waited ~50-75 ms, and the start took ~60 ms less (bench/README.md).
+share each), so on a 2-core host QEMU's threads spent 140-220 ms of each `run --rm true` waiting
+on the run queue, most of it before the guest even started (a bare QEMU boot: ~20 ms). Raised, the
+main thread waited 35-40 ms and the vCPU 14-17 ms, and the start took 110-170 ms less in two A/Bs
+(bench/README.md).
 
 `boost` raises both the nice value of QEMU's session (its autogroup: what counts where autogroups
 apply) and that of its threads (what counts where they do not, e.g. inside a cpu cgroup); `settle`

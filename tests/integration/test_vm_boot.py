@@ -11,6 +11,7 @@ own when scripts/test built it there, else Debian's cloud kernel;
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from katadocker.agent.build import agent_compiler
 from katadocker.agent.client import AgentClient
 from katadocker.agent.protocol import ProcessSpec
 from katadocker.config import Settings
@@ -137,6 +139,15 @@ def test_qemu_boots_at_a_raised_priority_until_settled(booted: tuple[VirtualMach
     boot_priority.settle(vm.pid)
     assert set(thread_nices(vm.pid)) == {0}
     assert session_nice(vm.pid) in (0, None)
+
+
+def test_the_agent_every_vm_boots_is_the_musl_build(assets: GuestAssets, tmp_path: Path) -> None:
+    """agent/build.py: with musl-tools installed (scripts/setup does) the initramfs's /init, the
+    agent these tests boot, is linked against musl: no glibc in it, a tenth of static glibc's size."""
+    assert agent_compiler() == "musl-gcc"
+    subprocess.run(["cpio", "-idm", "--quiet", "-F", str(assets.initramfs)], cwd=tmp_path, check=True)
+    init = (tmp_path / "init").read_bytes()
+    assert b"GLIBC" not in init and len(init) < 200_000
 
 
 def test_qmp_quit_ends_qemu(booted: tuple[VirtualMachine, AgentClient]) -> None:

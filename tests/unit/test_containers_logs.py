@@ -25,6 +25,13 @@ def test_invalid_utf8_becomes_replacement_char() -> None:
     assert json.loads(logs.encode_record(b"\xff\n", "stderr", 0))["log"] == "\ufffd\n"
 
 
+def read_records(path: Path, opts: logs.LogOptions) -> tuple[list[logs.LogRecord], int]:
+    log = logs.open_log(path)
+    assert log is not None
+    with log:
+        return logs.read_records(log, opts)
+
+
 def test_writer_cuts_lines_and_keeps_partials(tmp_path: Path) -> None:
     path = tmp_path / "ctr.log"
     w = logs.LogWriter(path)
@@ -32,7 +39,7 @@ def test_writer_cuts_lines_and_keeps_partials(tmp_path: Path) -> None:
     w.write("stderr", b"err\n")
     w.write("stdout", b"o\nx" * 1 + b"y" * (logs.MAX_LINE + 10))
     w.close()
-    records, offset = logs.read_records(path, logs.LogOptions())
+    records, offset = read_records(path, logs.LogOptions())
     assert offset == path.stat().st_size
     assert [(r.stream, r.data) for r in records][:3] == [("stdout", b"one\n"), ("stderr", b"err\n"),
                                                          ("stdout", b"two\n")]
@@ -51,7 +58,7 @@ def test_tail_since_until(tmp_path: Path) -> None:
     path = tmp_path / "ctr.log"
     s = 1_000_000_000
     _write(path, [("stdout", f"{i}\n", (100 + i) * s) for i in range(10)])
-    data = lambda opts: [r.data for r in logs.read_records(path, opts)[0]]  # noqa: E731
+    data = lambda opts: [r.data for r in read_records(path, opts)[0]]  # noqa: E731
     assert data(logs.LogOptions(tail=2)) == [b"8\n", b"9\n"]
     assert data(logs.LogOptions(tail=0)) == []
     assert data(logs.LogOptions(since=107 * s)) == [b"7\n", b"8\n", b"9\n"]
@@ -90,7 +97,7 @@ def test_follow_until_stopped(tmp_path: Path) -> None:
     path = tmp_path / "ctr.log"
     w = logs.LogWriter(path)
     w.write("stdout", b"first\n")
-    _, offset = logs.read_records(path, logs.LogOptions())
+    _, offset = read_records(path, logs.LogOptions())
     done = threading.Event()
 
     def produce() -> None:
@@ -100,7 +107,7 @@ def test_follow_until_stopped(tmp_path: Path) -> None:
         done.set()
 
     threading.Thread(target=produce).start()
-    log = logs.open_for_follow(path)
+    log = logs.open_log(path, create=True)
     assert log is not None
     with log:
         got = [(r.stream, r.data) for r in logs.follow_records(log, offset, logs.LogOptions(), done.is_set,
@@ -113,7 +120,7 @@ def test_a_log_opened_for_follow_reads_to_its_end_after_it_is_removed(tmp_path: 
     with it) before the client reads a byte, and the client still gets every record."""
     path = tmp_path / "ctr" / "ctr.log"
     path.parent.mkdir()
-    log = logs.open_for_follow(path)  # before the monitor created it: created empty
+    log = logs.open_log(path, create=True)  # before the monitor created it: created empty
     assert log is not None and path.exists()
     w = logs.LogWriter(path)
     w.write("stdout", b"all of it\n")
@@ -123,7 +130,9 @@ def test_a_log_opened_for_follow_reads_to_its_end_after_it_is_removed(tmp_path: 
     with log:
         got = [r.data for r in logs.follow_records(log, 0, logs.LogOptions(), lambda: True)]
     assert got == [b"all of it\n"]
-    assert logs.open_for_follow(path) is None  # the container's directory is gone
+    assert logs.open_log(path, create=True) is None  # the container's directory is gone
+    assert logs.open_log(tmp_path / "no-such.log") is None  # not created without `create`
+    assert not (tmp_path / "no-such.log").exists()
 
 
 def test_clock_roundtrip() -> None:
