@@ -1,8 +1,9 @@
 """Cold start: `katadocker run --rm busybox true` (image already pulled, guest assets already built)
 against the floor it sits on, a bare QEMU boot of the SAME kernel with the same QEMU flags into an
 initramfs whose /init powers off at once; and against `podman run --rm busybox true` (runc) where
-podman is installed. Each pair runs alternately in one invocation; medians and ratios are printed
-(issue 3's goal: katadocker/bare QEMU under 1.3).
+podman is installed. Each pair runs alternately in one invocation; the medians, their ratio and
+the median of the per-round ratios with its 90% bootstrap interval are printed (bench/timing.py).
+Issue 3's goal, katadocker/bare QEMU under 1.3, is judged by the per-round ratios (`goal_verdict`).
 
     .venv/bin/python -m bench.coldstart [--rounds N] [--no-podman] [--no-breakdown]
 
@@ -46,7 +47,7 @@ from functools import partial
 from pathlib import Path
 
 from bench.setup import RUN_TIMEOUT, Bench, add_kernel_option, bench_root
-from bench.timing import compare, compare_all, time_command
+from bench.timing import Ratio, compare, compare_all, time_command
 
 #: PID 1 of the bare baseline: power off at once (ACPI, as the agent does at the end of a run).
 BARE_INIT_C = """\
@@ -54,6 +55,9 @@ BARE_INIT_C = """\
 #include <unistd.h>
 int main(void) { reboot(RB_POWER_OFF); for (;;) pause(); }
 """
+
+#: Issue 3's goal for katadocker's time over the bare boot's (a later issue's: under 1.0).
+GOAL = 1.3
 
 #: PATH for processes started directly through the agent (docker's default).
 GUEST_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -235,6 +239,18 @@ def print_medians(title: str, samples: list[dict[str, float]]) -> None:
     print(f"  {'total':<72} {total * 1000:6.0f} ms")
 
 
+def goal_verdict(ratio: Ratio, goal: float = GOAL) -> str:
+    """Whether `ratio` meets issue 3's goal, judged by the median of the per-round ratios (each
+    katadocker run against the bare boot of its own round: the load this host's other work puts on
+    it drifts between minutes, and pairing cancels the drift), and whether its interval stays under
+    the goal too: a margin this host's noise does not cross."""
+    if ratio.paired >= goal:
+        return f"under {goal} -> NOT met (per round {ratio.paired:.2f})"
+    if ratio.high < goal:
+        return f"under {goal} -> met, with its interval (up to {ratio.high:.2f})"
+    return f"under {goal} -> met, but the interval reaches {ratio.high:.2f}"
+
+
 # ---- main ---------------------------------------------------------------------------------------
 
 def main() -> None:
@@ -265,7 +281,7 @@ def main() -> None:
                              {name: partial(time_command, argv, timeout=RUN_TIMEOUT)
                               for name, argv in floors.items()}, opts.rounds)
         for name, ratio in ratios.items():
-            print(f"  goal against the {name}: under 1.3 -> {'met' if ratio < 1.3 else 'NOT met'}")
+            print(f"  goal against the {name}: {goal_verdict(ratio)}")
         if bench.podman:
             podman = [*bench.podman, "run", "--rm", "--ulimit", "nofile=20000:20000",
                       "--ulimit", "nproc=1000:1000", "docker.io/library/busybox:latest", "true"]
