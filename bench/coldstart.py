@@ -18,8 +18,8 @@ measurement before the agent moved to musl).
 
 The bare boot has the flags `qemu_command` gives a VM with no hotplug slots (the same machine,
 accelerator, CPU, firmware, RAM backend, kernel command line, console, QMP, virtio-serial and
-balloon); a container VM adds two PCIe root ports and hot-adds its vhost-user-fs device and
-virtio-net into them.
+balloon); a container VM adds a PCI bridge and hot-adds its vhost-user-fs device and virtio-net
+into its slots.
 
 Then a breakdown of where a run's time goes (`--no-breakdown` skips it), median of `--rounds`:
   - the CLI side, from the mtimes of the files a `create` + `start -a` run leaves in the container

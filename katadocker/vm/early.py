@@ -5,16 +5,16 @@ image lookup, records, the monitor's hand-over, the overlay, virtiofsd, the netw
 of a second more in front of it. The monitor the CLI pre-starts (engine/monitor_prestart.py)
 therefore starts QEMU first thing, before it even execs its own interpreter (vm/early_spawn.py; the
 monitor `resume`s it, its child still): the machine the last container of this state root booted
-(`remember_machine`): its guest assets, default memory, one vCPU, `EARLY_SLOTS` empty hotplug
-slots, none of the container's devices (vm/qemu.py hot-adds those).
+(`remember_machine`): its guest assets, default memory, one vCPU, the hotplug bridge with
+all its slots (`EARLY_SLOTS`), none of the container's devices (vm/qemu.py hot-adds those).
 
 When the container's arguments arrive, `fits` says whether it wants exactly that machine, and
 `adopt` moves the VM's sockets and logs to the container's paths and hands the running
 `VirtualMachine` over. A container that wants another machine (other assets after a rebuild,
-``--memory``, ``--cpus``, more shares than slots) gets a VM of its own, and so does one whose early
-VM was started from a recipe an older katadocker wrote; `discard` kills the early one. The head
-start is then wasted, never wrong. A monitor removes the directories dead monitors' early VMs left
-(`remove_orphans`).
+``--memory``, ``--cpus``, more mounts than the bridge has slots for) gets a VM of its own, and so
+does one whose early VM was started from a recipe an older katadocker wrote; `discard` kills the
+early one. The head start is then wasted, never wrong. A monitor removes the directories dead
+monitors' early VMs left (`remove_orphans`).
 """
 
 from __future__ import annotations
@@ -30,11 +30,11 @@ from katadocker.state.containers import pid_alive
 from katadocker.state.paths import StateRoot
 from katadocker.vm.early_spawn import DIR_PREFIX, LOG_MARK, RECIPE, RUN_MARK, format_recipe
 from katadocker.vm.machine import PARENT_DEATH_SIGNAL, InheritedChild, VirtualMachine
-from katadocker.vm.qemu import VMSpec
+from katadocker.vm.qemu import HOTPLUG_SLOTS, VMSpec
 
-#: Hotplug slots of an early VM: the container's root share and its NIC, what a container without
-#: volumes or binds needs.
-EARLY_SLOTS = 2
+#: Hotplug slots of an early VM: all of the bridge's, for the root share, the NIC and up to 29
+#: volumes and binds.
+EARLY_SLOTS = HOTPLUG_SLOTS
 
 
 def remember_machine(state: StateRoot, kernel: Path, initramfs: Path, accel: str) -> None:

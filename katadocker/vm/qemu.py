@@ -7,11 +7,11 @@ socket for control. Nothing else: no display, no default devices.
 
 The container's own devices (its root and any extra shares as vhost-user-fs devices, its NIC) are
 not on the command line: they are hot-added over QMP (`share_commands`, `nic_commands`) into the
-empty PCIe root ports the VM boots with (`VMSpec.hotplug_slots`). That lets QEMU start booting before
-the container exists (vm/early.py): the kernel's boot, seconds under TCG, then overlaps the CLI
-creating the container. Added before the guest scans its PCI buses (the usual case), a device is
-simply found by that scan; added later, the guest's ACPI PCI hotplug picks it up and the agent waits
-for it.
+free slots of the PCI bridge the VM boots with (`VMSpec.hotplug_slots`). That lets QEMU start
+booting before the container exists (vm/early.py): the kernel's boot, seconds under TCG, then
+overlaps the CLI creating the container. Added before the guest scans its PCI buses (the usual
+case), a device is simply found by that scan; added later, the guest's ACPI PCI hotplug picks it up
+and the agent waits for it.
 """
 
 from __future__ import annotations
@@ -44,6 +44,11 @@ TCG_TB_SIZE_MIB = 48
 #: qboot: a minimal firmware that only loads the kernel (Debian: qemu-system-data). Measured here under
 #: TCG it reaches the guest agent ~0.15 s sooner than SeaBIOS; SeaBIOS (QEMU's default) when absent.
 QBOOT_PATHS = (Path("/usr/share/qemu/qboot.rom"), Path("/usr/share/qboot/bios.bin"))
+#: QEMU's id of the PCI bridge whose slots take the hot-added devices (see `qemu_command`).
+HOTPLUG_BUS = "hotplug"
+#: Hotplug slots of that bridge: a PCI bus's 32 device numbers but the last, where the agent's
+#: virtio-serial sits.
+HOTPLUG_SLOTS = 31
 
 #: The guest kernel command line; one argument per line, each with its reason.
 KERNEL_CMDLINE: tuple[str, ...] = (
@@ -64,8 +69,8 @@ KERNEL_CMDLINE: tuple[str, ...] = (
     "nowatchdog",               # no soft-lockup watchdog: an emulated guest on a busy host is often "stuck"
     "mitigations=off",          # no speculative-execution mitigations: the VM boundary is the isolation,
                                 # guest kernel and container share one trust domain
-    "pci=lastbus=0",            # no peer host bridges: don't probe buses 1-255 for them (the buses
-                                # behind the hotplug root ports are found through the ports)
+    "pci=lastbus=0",            # no peer host bridges: don't probe buses 1-255 for them (the bus
+                                # behind the hotplug bridge is found through the bridge)
     # interfaces created from here on start IPv4 only, as docker's eth0 without --ipv6 (lo, made
     # earlier, keeps ::1): the agent's disable_ipv6 write on eth0 is then a no-op instead of ~5-15 ms
     # of the guest tearing down IPv6 on a live interface, unless the NIC was probed before this applied
@@ -99,7 +104,8 @@ class VMSpec:
     qmp_socket: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     cpus: int = 1
-    #: empty PCIe root ports for the devices hot-added later (`share_commands`, `nic_commands`)
+    #: slots for the devices hot-added later (`share_commands`, `nic_commands`), at most
+    #: `HOTPLUG_SLOTS`; with any, the VM boots with the hotplug bridge
     hotplug_slots: int = 0
     cmdline_extra: tuple[str, ...] = ()
     name: str = "katadocker"
@@ -141,6 +147,9 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
     """The full QEMU argv for `spec` (`qemu` defaults to the installed qemu-system-x86_64)."""
     if spec.memory_mib < MIN_MEMORY_MIB:
         raise VMError(f"guest memory {spec.memory_mib} MiB is below the minimum of {MIN_MEMORY_MIB} MiB")
+    if spec.hotplug_slots > HOTPLUG_SLOTS:
+        raise VMError(f"a VM takes at most {HOTPLUG_SLOTS} hot-added devices, not {spec.hotplug_slots} (a "
+                      "container's root, its network interface, one per volume or bind mount)")
     argv = [
         qemu or find_qemu(),
         "-name", spec.name,                     # shows in QMP and in error messages
@@ -165,8 +174,16 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         "-serial", "chardev:console",
         # QMP control socket (quit, powerdown); QEMU listens, and doesn't wait for a client
         "-qmp", f"unix:{spec.qmp_socket},server=on,wait=off",
-        # the agent link: one virtio-serial port; QEMU listens so the host can connect any time
-        "-device", "virtio-serial-pci,id=vser0",
+        *(_hotplug_bridge() if spec.hotplug_slots else []),
+        # the agent link: one virtio-serial port; QEMU listens so the host can connect any time. With
+        # hotplug slots it sits in the bridge's last slot: the guest sizes a bridge's memory windows
+        # at boot for the devices behind it and gives an empty bridge none, so a device hot-added
+        # after the guest's boot would find no room for its BARs (and no driver). There, as every
+        # virtio device on the bridge, it is modern (virtio 1.x) only, as on a PCIe bus: on the
+        # bridge's conventional PCI bus it would also offer the legacy interface, an I/O BAR the
+        # guest's driver never uses
+        "-device", "virtio-serial-pci,id=vser0" + (
+            f",bus={HOTPLUG_BUS},addr={HOTPLUG_SLOTS:#x},disable-legacy=on" if spec.hotplug_slots else ""),
         "-chardev", f"socket,id=agent,path={spec.agent_socket},server=on,wait=off",
         "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT_NAME}",
         # free page reporting: the guest (virtio_balloon module) hands free 2 MiB blocks back and QEMU
@@ -174,16 +191,20 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         # unpacked initramfs) stops costing the host: an idle busybox VM's guest RAM 113 -> 92 MiB
         "-device", "virtio-balloon-pci,free-page-reporting=on",
     ]  # fmt: skip
-    for slot in range(spec.hotplug_slots):
-        # an empty hotpluggable PCIe slot (q35's root bus itself takes no hotplug); each root port
-        # needs its own chassis number
-        argv += ["-device", f"pcie-root-port,id={slot_id(slot)},chassis={slot + 1}"]
     return argv
 
 
-def slot_id(slot: int) -> str:
-    """QEMU's id of hotplug slot number `slot` (a PCIe root port of `qemu_command`)."""
-    return f"slot{slot}"
+def _hotplug_bridge() -> list[str]:
+    # the hotplug slots: a PCIe-to-PCI bridge, whose slots QEMU's ACPI hotplug serves (q35's root
+    # bus itself takes no hotplug). One bridge for all of a container's devices has room for its
+    # mounts too, so an early VM (vm/early.py) fits a container with volumes; the PCIe root port
+    # per device used before gave it two. The guest boots as fast either way (bench/README.md)
+    return ["-device", f"pcie-pci-bridge,id={HOTPLUG_BUS}"]
+
+
+def slot_address(slot: int) -> dict[str, str]:
+    """QEMU's device_add placement of hotplug slot number `slot`: the bridge and a device number."""
+    return {"bus": HOTPLUG_BUS, "addr": f"{slot:#x}"}
 
 
 #: One QMP command: (name, arguments).
@@ -198,7 +219,7 @@ def share_commands(share: Share, slot: int) -> list[QMPCommand]:
         ("chardev-add", {"id": chardev, "backend": {"type": "socket", "data": {
             "addr": {"type": "unix", "data": {"path": str(share.socket)}}, "server": False}}}),
         # queue-size=1024: more requests in flight than the default 128 (parallel file I/O)
-        ("device_add", {"driver": "vhost-user-fs-pci", "id": f"fsdev{slot}", "bus": slot_id(slot),
+        ("device_add", {"driver": "vhost-user-fs-pci", "id": f"fsdev{slot}", **slot_address(slot),
                         "chardev": chardev, "tag": share.tag, "queue-size": 1024}),
     ]
 
@@ -209,7 +230,8 @@ def nic_commands(fd_name: str, mac: str, slot: int) -> list[QMPCommand]:
     network's namespace, which QEMU need not enter."""
     return [
         ("netdev_add", {"type": "tap", "id": "net0", "fd": fd_name}),
-        # romfile="": no option ROM (iPXE network boot): the kernel is booted directly
+        # romfile="": no option ROM (iPXE network boot): the kernel is booted directly;
+        # disable-legacy: modern only (see the agent link in qemu_command)
         ("device_add", {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0", "mac": mac,
-                        "bus": slot_id(slot), "romfile": ""}),
+                        **slot_address(slot), "disable-legacy": "on", "romfile": ""}),
     ]

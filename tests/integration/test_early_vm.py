@@ -61,6 +61,22 @@ def test_run_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str) -> N
 
 
 @pytest.mark.usefixtures("early_vms_ready")
+def test_a_container_with_mounts_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str,
+                                                         tmp_path: Path) -> None:
+    """The early VM's hotplug bridge has slots for the root share, the NIC and 30 mounts: a container
+    with a bind mount and a volume (a share each) gets the head start too."""
+    (tmp_path / "from-host").write_text("host file\n")
+    cid = vm_kd.ok("run", "-d", "-v", f"{tmp_path}:/h:ro", "-v", "/data", busybox_image, "sh", "-c",
+                   "cat /h/from-host; echo written > /data/f; cat /data/f").strip()
+    try:
+        assert vm_kd.ok("wait", cid).strip() == "0"
+        assert "took over the early VM" in monitor_log(vm_kd, cid)
+        assert vm_kd.ok("logs", cid) == "host file\nwritten\n"
+    finally:
+        vm_kd.ok("rm", "-f", "-v", cid)
+
+
+@pytest.mark.usefixtures("early_vms_ready")
 def test_a_container_wanting_more_memory_gets_a_vm_of_its_own(vm_kd: Katadocker, busybox_image: str) -> None:
     cid = vm_kd.ok("run", "-d", "-m", "300m", busybox_image, "head", "-1", "/proc/meminfo").strip()
     try:

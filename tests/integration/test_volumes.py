@@ -16,6 +16,7 @@ import pytest
 
 from tests.support import images
 from tests.support.cli import Katadocker
+from tests.support.leaks import find_leaks
 from tests.support.registry import RunningRegistry
 
 pytestmark = pytest.mark.vm
@@ -187,3 +188,16 @@ def test_bad_input_exits_125(vkd: Katadocker, busybox_image: str, args: list[str
     r = vkd(*RUN, "--rm", *args, busybox_image, "true")
     assert r.rc == 125, r
     assert message in r.err
+
+
+def test_more_mounts_than_the_vm_has_slots_for(vkd: Katadocker, busybox_image: str, tmp_path: Path) -> None:
+    """Each volume or bind is a device in the VM's hotplug bridge (vm/qemu.py HOTPLUG_SLOTS): without
+    a network 30 fit beside the root; a 31st is a clear error that leaves no container or helper."""
+    binds = [arg for i in range(30) for arg in ("-v", f"{tmp_path}:/m{i}")]
+    r = vkd(*RUN, "--rm", *binds, busybox_image, "sh", "-c", "ls -d /m* | wc -l")
+    assert (r.rc, r.out) == (0, "30\n"), r
+    r = vkd(*RUN, "--rm", *binds, "-v", f"{tmp_path}:/m30", busybox_image, "true")
+    assert r.rc == 125, r
+    assert "a VM takes at most 31 hot-added devices, not 32 (a container's root, its network" in r.err
+    assert vkd.ok("ps", "-aq") == ""
+    assert find_leaks(vkd.root) == []

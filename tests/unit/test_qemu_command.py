@@ -9,6 +9,7 @@ import pytest
 from katadocker.errors import InvalidArgument, VMError
 from katadocker.vm.accel import choose_accelerator
 from katadocker.vm.qemu import (
+    HOTPLUG_SLOTS,
     KERNEL_CMDLINE,
     TCG_TB_SIZE_MIB,
     Share,
@@ -16,6 +17,7 @@ from katadocker.vm.qemu import (
     nic_commands,
     qemu_command,
     share_commands,
+    slot_address,
 )
 
 
@@ -59,13 +61,24 @@ def test_agent_port_is_the_agreed_virtio_serial_port() -> None:
     assert "virtserialport,bus=vser0.0,chardev=agent,name=org.katadocker.agent" in value(argv, "-device")
 
 
-def test_hotplug_slots_are_empty_root_ports_with_their_own_chassis() -> None:
-    assert "pcie-root-port" not in " ".join(qemu_command(spec(), qemu="qemu"))
+def test_hotplug_slots_are_a_pci_bridge_that_also_holds_the_agent_link() -> None:
+    devices = value(qemu_command(spec(), qemu="qemu"), "-device")
+    assert not [d for d in devices if "bridge" in d]
+    assert "virtio-serial-pci,id=vser0" in devices
     devices = value(qemu_command(spec(hotplug_slots=3), qemu="qemu"), "-device")
-    ports = [d for d in devices if "root-port" in d]
-    assert ports == ["pcie-root-port,id=slot0,chassis=1", "pcie-root-port,id=slot1,chassis=2",
-                     "pcie-root-port,id=slot2,chassis=3"]
-    assert "vhost-user-fs" not in " ".join(qemu_command(spec(hotplug_slots=3), qemu="qemu"))
+    # the bridge comes first: the agent's virtio-serial sits in its last slot, so that the guest
+    # gives the bridge memory windows at boot, where a device hot-added later finds room
+    assert devices.index("pcie-pci-bridge,id=hotplug") < devices.index(
+        "virtio-serial-pci,id=vser0,bus=hotplug,addr=0x1f,disable-legacy=on")
+    assert "vhost-user-fs" not in " ".join(devices)
+    assert slot_address(0) == {"bus": "hotplug", "addr": "0x0"}
+    assert slot_address(HOTPLUG_SLOTS - 1) == {"bus": "hotplug", "addr": "0x1e"}
+
+
+def test_more_devices_than_the_bridge_has_slots_for_is_an_error() -> None:
+    qemu_command(spec(hotplug_slots=HOTPLUG_SLOTS), qemu="qemu")
+    with pytest.raises(VMError, match=r"at most 31 hot-added devices, not 32 \(a container's root"):
+        qemu_command(spec(hotplug_slots=HOTPLUG_SLOTS + 1), qemu="qemu")
 
 
 def test_a_share_is_hot_added_as_a_vhost_user_fs_device_into_its_slot() -> None:
@@ -74,16 +87,16 @@ def test_a_share_is_hot_added_as_a_vhost_user_fs_device_into_its_slot() -> None:
     assert args["backend"] == {"type": "socket", "data": {
         "addr": {"type": "unix", "data": {"path": "/r/fs1.sock"}}, "server": False}}
     assert device == "device_add"
-    assert dev == {"driver": "vhost-user-fs-pci", "id": "fsdev1", "bus": "slot1", "chardev": "fs1",
-                   "tag": "vol1", "queue-size": 1024}
+    assert dev == {"driver": "vhost-user-fs-pci", "id": "fsdev1", "bus": "hotplug", "addr": "0x1",
+                   "chardev": "fs1", "tag": "vol1", "queue-size": 1024}
 
 
 def test_a_nic_is_hot_added_on_a_passed_tap_descriptor() -> None:
     (netdev, args), (device, dev) = nic_commands("tap0", "02:42:ac:11:00:02", 2)
     assert (netdev, args) == ("netdev_add", {"type": "tap", "id": "net0", "fd": "tap0"})
     assert (device, dev) == ("device_add", {"driver": "virtio-net-pci", "id": "nic0", "netdev": "net0",
-                                            "mac": "02:42:ac:11:00:02", "bus": "slot2",
-                                            "romfile": ""})
+                                            "mac": "02:42:ac:11:00:02", "bus": "hotplug",
+                                            "addr": "0x2", "disable-legacy": "on", "romfile": ""})
 
 
 def test_cpus_and_kvm() -> None:
