@@ -118,7 +118,7 @@ class AgentVM:
         extra = {"memory_mib": memory_mib} if memory_mib else {}
         spec = VMSpec(kernel=assets.kernel, initramfs=initramfs or assets.initramfs, accel=assets.accel.name,
                       agent_socket=directory / "agent.sock", console_log=directory / "console.log",
-                      qmp_socket=directory / "qmp.sock", hotplug_slots=1, name="katadocker-bench", **extra)
+                      qmp_socket=directory / "qmp.sock", hotplug=True, name="katadocker-bench", **extra)
         self.vm = VirtualMachine(spec)
         if edit_argv:
             self.vm.argv = edit_argv(self.vm.argv)

@@ -136,7 +136,7 @@ class Monitor:
         spec = VMSpec(kernel=kernel, initramfs=initramfs, accel=accel,
                       agent_socket=run / "agent.sock", console_log=rec.dir / "console.log",
                       qmp_socket=run / "qmp.sock", memory_mib=memory_mib, cpus=cpus,
-                      hotplug_slots=len(shares) + (self.attachment is not None))
+                      hotplug=True)
         self.vm = self._machine(spec)
         write_pid_file(rec.pid_dir / "qemu", self.vm.pid)
         self._plug_devices(shares)
@@ -220,9 +220,12 @@ class Monitor:
     def _start_mounts(self) -> None:
         """The container's volumes, binds and tmpfs mounts: one virtiofsd per share (guest_mounts.py)."""
         from katadocker.engine.guest_mounts import GuestMounts
+        from katadocker.vm.qemu import check_hotplug_devices
 
         self.guest_mounts = GuestMounts(self.settings, self.record)
         self.guest_mounts.prepare()
+        # the root, the shares and the NIC, each a device in the VM's hotplug bridge
+        check_hotplug_devices(1 + len(self.guest_mounts.shares) + (self.attachment is not None))
         self.guest_mounts.start()
 
     def _attach_network(self, mode: str) -> None:

@@ -5,16 +5,15 @@ image lookup, records, the monitor's hand-over, the overlay, virtiofsd, the netw
 of a second more in front of it. The monitor the CLI pre-starts (engine/monitor_prestart.py)
 therefore starts QEMU first thing, before it even execs its own interpreter (vm/early_spawn.py; the
 monitor `resume`s it, its child still): the machine the last container of this state root booted
-(`remember_machine`): its guest assets, default memory, one vCPU, the hotplug bridge with
-all its slots (`EARLY_SLOTS`), none of the container's devices (vm/qemu.py hot-adds those).
+(`remember_machine`): its guest assets, default memory, one vCPU, the hotplug bridge,
+none of the container's devices (vm/qemu.py hot-adds those).
 
 When the container's arguments arrive, `fits` says whether it wants exactly that machine, and
 `adopt` moves the VM's sockets and logs to the container's paths and hands the running
 `VirtualMachine` over. A container that wants another machine (other assets after a rebuild,
-``--memory``, ``--cpus``, more mounts than the bridge has slots for) gets a VM of its own, and so
-does one whose early VM was started from a recipe an older katadocker wrote; `discard` kills the
-early one. The head start is then wasted, never wrong. A monitor removes the directories dead
-monitors' early VMs left (`remove_orphans`).
+``--memory``, ``--cpus``) gets a VM of its own, and so does one whose early VM was started from a
+recipe an older katadocker wrote; `discard` kills the early one. The head start is then wasted,
+never wrong. A monitor removes the directories dead monitors' early VMs left (`remove_orphans`).
 """
 
 from __future__ import annotations
@@ -30,11 +29,7 @@ from katadocker.state.containers import pid_alive
 from katadocker.state.paths import StateRoot
 from katadocker.vm.early_spawn import DIR_PREFIX, LOG_MARK, RECIPE, RUN_MARK, format_recipe
 from katadocker.vm.machine import PARENT_DEATH_SIGNAL, InheritedChild, VirtualMachine
-from katadocker.vm.qemu import HOTPLUG_SLOTS, VMSpec
-
-#: Hotplug slots of an early VM: all of the bridge's, for the root share, the NIC and up to 29
-#: volumes and binds.
-EARLY_SLOTS = HOTPLUG_SLOTS
+from katadocker.vm.qemu import VMSpec
 
 
 def remember_machine(state: StateRoot, kernel: Path, initramfs: Path, accel: str) -> None:
@@ -77,7 +72,7 @@ def _running_argv(pid: int) -> list[str]:
 def _spec(kernel: Path, initramfs: Path, accel: str, run_dir: Path, log_dir: Path) -> VMSpec:
     return VMSpec(kernel=kernel, initramfs=initramfs, accel=accel, agent_socket=run_dir / "agent.sock",
                   qmp_socket=run_dir / "qmp.sock", console_log=log_dir / "console.log",
-                  hotplug_slots=EARLY_SLOTS)
+                  hotplug=True)
 
 
 class EarlyVM:
@@ -107,16 +102,15 @@ class EarlyVM:
         """Whether `spec` (with the container's paths) asks for this very machine, still running."""
         mine = self.vm.spec
         same_paths = replace(spec, agent_socket=mine.agent_socket, qmp_socket=mine.qmp_socket,
-                             console_log=mine.console_log, hotplug_slots=mine.hotplug_slots)
-        return (same_paths == mine and spec.hotplug_slots <= mine.hotplug_slots and self.current
-                and self.vm.returncode is None)
+                             console_log=mine.console_log)
+        return same_paths == mine and self.current and self.vm.returncode is None
 
     def adopt(self, spec: VMSpec) -> VirtualMachine:
         """The VM, its sockets and console logs moved to `spec`'s paths (which `fits`), once QEMU is
         ready (VMError when it failed: `discard` it then)."""
         self.vm.wait_ready()
         mine, stderr_log = self.vm.spec, self.vm.stderr_log
-        self.vm.spec = replace(spec, hotplug_slots=mine.hotplug_slots)
+        self.vm.spec = spec
         for old, new in ((mine.agent_socket, spec.agent_socket), (mine.qmp_socket, spec.qmp_socket),
                          (mine.console_log, spec.console_log), (stderr_log, self.vm.stderr_log)):
             os.rename(old, new)  # a listening unix socket is reached by its new name alike

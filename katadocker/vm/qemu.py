@@ -7,7 +7,7 @@ socket for control. Nothing else: no display, no default devices.
 
 The container's own devices (its root and any extra shares as vhost-user-fs devices, its NIC) are
 not on the command line: they are hot-added over QMP (`share_commands`, `nic_commands`) into the
-free slots of the PCI bridge the VM boots with (`VMSpec.hotplug_slots`). That lets QEMU start
+free slots of the PCI bridge the VM boots with (`VMSpec.hotplug`). That lets QEMU start
 booting before the container exists (vm/early.py): the kernel's boot, seconds under TCG, then
 overlaps the CLI creating the container. Added before the guest scans its PCI buses (the usual
 case), a device is simply found by that scan; added later, the guest's ACPI PCI hotplug picks it up
@@ -104,9 +104,9 @@ class VMSpec:
     qmp_socket: Path
     memory_mib: int = DEFAULT_MEMORY_MIB
     cpus: int = 1
-    #: slots for the devices hot-added later (`share_commands`, `nic_commands`), at most
-    #: `HOTPLUG_SLOTS`; with any, the VM boots with the hotplug bridge
-    hotplug_slots: int = 0
+    #: boots with the hotplug bridge: `HOTPLUG_SLOTS` free slots for the devices hot-added later
+    #: (`share_commands`, `nic_commands`)
+    hotplug: bool = False
     cmdline_extra: tuple[str, ...] = ()
     name: str = "katadocker"
     #: firmware image (-bios); None: QEMU's default SeaBIOS
@@ -147,9 +147,6 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
     """The full QEMU argv for `spec` (`qemu` defaults to the installed qemu-system-x86_64)."""
     if spec.memory_mib < MIN_MEMORY_MIB:
         raise VMError(f"guest memory {spec.memory_mib} MiB is below the minimum of {MIN_MEMORY_MIB} MiB")
-    if spec.hotplug_slots > HOTPLUG_SLOTS:
-        raise VMError(f"a VM takes at most {HOTPLUG_SLOTS} hot-added devices, not {spec.hotplug_slots} (a "
-                      "container's root, its network interface, one per volume or bind mount)")
     argv = [
         qemu or find_qemu(),
         "-name", spec.name,                     # shows in QMP and in error messages
@@ -174,7 +171,11 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         "-serial", "chardev:console",
         # QMP control socket (quit, powerdown); QEMU listens, and doesn't wait for a client
         "-qmp", f"unix:{spec.qmp_socket},server=on,wait=off",
-        *(_hotplug_bridge() if spec.hotplug_slots else []),
+        # the hotplug slots: a PCIe-to-PCI bridge, whose slots QEMU's ACPI hotplug serves (q35's root
+        # bus itself takes no hotplug). One bridge for all of a container's devices has room for its
+        # mounts too, so an early VM (vm/early.py) fits a container with volumes; the PCIe root
+        # port per device used before gave it two. The guest boots as fast either way (bench/README.md)
+        *(["-device", f"pcie-pci-bridge,id={HOTPLUG_BUS}"] if spec.hotplug else []),
         # the agent link: one virtio-serial port; QEMU listens so the host can connect any time. With
         # hotplug slots it sits in the bridge's last slot: the guest sizes a bridge's memory windows
         # at boot for the devices behind it and gives an empty bridge none, so a device hot-added
@@ -183,7 +184,7 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         # bridge's conventional PCI bus it would also offer the legacy interface, an I/O BAR the
         # guest's driver never uses
         "-device", "virtio-serial-pci,id=vser0" + (
-            f",bus={HOTPLUG_BUS},addr={HOTPLUG_SLOTS:#x},disable-legacy=on" if spec.hotplug_slots else ""),
+            f",bus={HOTPLUG_BUS},addr={HOTPLUG_SLOTS:#x},disable-legacy=on" if spec.hotplug else ""),
         "-chardev", f"socket,id=agent,path={spec.agent_socket},server=on,wait=off",
         "-device", f"virtserialport,bus=vser0.0,chardev=agent,name={AGENT_PORT_NAME}",
         # free page reporting: the guest (virtio_balloon module) hands free 2 MiB blocks back and QEMU
@@ -194,12 +195,11 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
     return argv
 
 
-def _hotplug_bridge() -> list[str]:
-    # the hotplug slots: a PCIe-to-PCI bridge, whose slots QEMU's ACPI hotplug serves (q35's root
-    # bus itself takes no hotplug). One bridge for all of a container's devices has room for its
-    # mounts too, so an early VM (vm/early.py) fits a container with volumes; the PCIe root port
-    # per device used before gave it two. The guest boots as fast either way (bench/README.md)
-    return ["-device", f"pcie-pci-bridge,id={HOTPLUG_BUS}"]
+def check_hotplug_devices(count: int) -> None:
+    """VMError unless `count` devices fit the hotplug bridge's slots (`HOTPLUG_SLOTS`)."""
+    if count > HOTPLUG_SLOTS:
+        raise VMError(f"a VM takes at most {HOTPLUG_SLOTS} hot-added devices, not {count} (a container's "
+                      "root, its network interface, one per volume or bind mount)")
 
 
 def slot_address(slot: int) -> dict[str, str]:

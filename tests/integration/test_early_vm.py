@@ -63,7 +63,7 @@ def test_run_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str) -> N
 @pytest.mark.usefixtures("early_vms_ready")
 def test_a_container_with_mounts_takes_over_the_early_vm(vm_kd: Katadocker, busybox_image: str,
                                                          tmp_path: Path) -> None:
-    """The early VM's hotplug bridge has slots for the root share, the NIC and 30 mounts: a container
+    """The early VM's hotplug bridge has slots for the root share, the NIC and 29 mounts: a container
     with a bind mount and a volume (a share each) gets the head start too."""
     (tmp_path / "from-host").write_text("host file\n")
     cid = vm_kd.ok("run", "-d", "-v", f"{tmp_path}:/h:ro", "-v", "/data", busybox_image, "sh", "-c",

@@ -64,10 +64,10 @@ def rootfs(tmp_path: Path) -> Path:
     return busybox_rootfs(tmp_path / "rootfs")
 
 
-def vm_spec(assets: GuestAssets, run: Path, slots: int = 0) -> VMSpec:
+def vm_spec(assets: GuestAssets, run: Path, hotplug: bool = False) -> VMSpec:
     return VMSpec(kernel=assets.kernel, initramfs=assets.initramfs, accel=assets.accel.name,
                   agent_socket=run / "agent.sock", console_log=run / "console.log",
-                  qmp_socket=run / "qmp.sock", hotplug_slots=slots, memory_mib=256)
+                  qmp_socket=run / "qmp.sock", hotplug=hotplug, memory_mib=256)
 
 
 @contextmanager
@@ -78,7 +78,7 @@ def boot(assets: GuestAssets, rootfs: Path, tmp_path: Path,
     `share_after_hello`, once the guest has booted without it."""
     run = tmp_path / "run"
     with Virtiofsd(rootfs, run / "fs0.sock", run / "virtiofsd.log") as fs:
-        vm = VirtualMachine(vm_spec(assets, run, slots=1))
+        vm = VirtualMachine(vm_spec(assets, run, hotplug=True))
         began = time.monotonic()
         vm.start()
         try:
