@@ -19,15 +19,18 @@ measurement before the agent moved to musl).
 The bare boot has the flags `qemu_command` gives a VM with no hotplug slots (the same machine,
 accelerator, CPU, firmware, RAM backend, kernel command line, console, QMP, virtio-serial and
 balloon); a container VM adds a PCI bridge and hot-adds its vhost-user-fs device and virtio-net
-into its slots.
+into its slots. A container VM is restored from the assets' template VM (vm/template.py: the guest
+booted once and saved) rather than booted, so the ratio is below 1.0; the warm-up run builds the
+template.
 
 Then a breakdown of where a run's time goes (`--no-breakdown` skips it), median of `--rounds`:
   - the CLI side, from the mtimes of the files a `create` + `start -a` run leaves in the container
     directory: CLI start -> monitor has its container (monitor.pid; its early VM boots since the
     CLI's start) -> process started (`started`) -> exit file -> CLI returned;
   - the VM side, from this process driving the VM layer directly (vm/, agent/) over a busybox root:
-    virtiofsd up -> QEMU answering QMP, root share hot-added -> agent HELLO -> process started ->
-    process exited -> QEMU exited after the agent's SHUTDOWN.
+    virtiofsd up -> QEMU restored from the template VM (vm/template.py; booted when there is none),
+    root share hot-added -> agent HELLO -> process started -> process exited -> QEMU exited after
+    the agent's SHUTDOWN.
 
 Numbers from this machine are TCG emulation on a 2-core host that other work also loads: compare
 ratios from one invocation, not absolute times across invocations.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import shutil
 import stat
 import statistics
@@ -94,21 +98,21 @@ def bare_qemu_argv(assets, initramfs: Path, directory: Path, **spec_fields) -> l
 
 # ---- the VM layer driven directly ---------------------------------------------------------------
 
-#: Phase names of `AgentVM.marks`, in order.
-VM_PHASES = ("virtiofsd up", "QEMU answering QMP, root share added", "agent HELLO", "process started")
 
 
 class AgentVM:
     """One VM of the real agent over a plain busybox root, driven through vm/ and agent/ the way the
     monitor drives it (no network, no overlay): for timing phases and measuring memory.
 
-    `edit_argv` rewrites QEMU's argv (variants of flags); `initramfs` replaces the assets' one.
+    `edit_argv` rewrites QEMU's argv (variants of flags); `initramfs` replaces the assets' one;
+    `template`: the VM is restored from this template VM (vm/template.py) instead of booted.
     `marks` holds (phase, monotonic time) from `start`; `stop` adds the shutdown's.
     """
 
     def __init__(self, assets, rootfs: Path, directory: Path, *,  # noqa: ANN001
                  initramfs: Path | None = None, memory_mib: int | None = None,
-                 edit_argv: Callable[[list[str]], list[str]] | None = None) -> None:
+                 edit_argv: Callable[[list[str]], list[str]] | None = None,
+                 template: Path | None = None) -> None:
         from katadocker.vm.machine import VirtualMachine
         from katadocker.vm.qemu import VMSpec
         from katadocker.vm.virtiofsd import Virtiofsd
@@ -116,6 +120,11 @@ class AgentVM:
         directory.mkdir(parents=True, exist_ok=True)
         self.fs = Virtiofsd(rootfs, directory / "fs.sock", directory / "virtiofsd.log")
         extra = {"memory_mib": memory_mib} if memory_mib else {}
+        self.template = template
+        if template is not None:  # guest RAM: a memfd of this process's, for the template's RAM
+            memory = os.memfd_create("katadocker-bench-ram")
+            os.ftruncate(memory, (template / "ram").stat().st_size)
+            extra.update(memory_fd=memory, incoming=True)
         spec = VMSpec(kernel=assets.kernel, initramfs=initramfs or assets.initramfs, accel=assets.accel.name,
                       agent_socket=directory / "agent.sock", console_log=directory / "console.log",
                       qmp_socket=directory / "qmp.sock", hotplug=True, name="katadocker-bench", **extra)
@@ -136,8 +145,13 @@ class AgentVM:
         self.fs.start()
         self.marks.append(("virtiofsd up", time.monotonic()))
         self.vm.start(timeout=RUN_TIMEOUT)
+        if self.template is not None:
+            from katadocker.vm.template import restore
+
+            restore(self.vm, self.template, self.vm.spec.memory_fd)
         self.vm.plug_share(Share(ROOTFS_TAG, self.fs.socket_path), 0)
-        self.marks.append(("QEMU answering QMP, root share added", time.monotonic()))
+        self.marks.append(("QEMU " + ("restored from the template" if self.template else "answering QMP")
+                           + ", root share added", time.monotonic()))
         self.agent = AgentClient.connect(str(self.vm.spec.agent_socket), 30)
         self.agent.wait_hello(RUN_TIMEOUT)
         self.marks.append(("agent HELLO", time.monotonic()))
@@ -186,7 +200,7 @@ def busybox_root(directory: Path) -> Path:
 #: early VM, vm/early.py, boots from ~0.05 s after the CLI started, through the first two).
 CLI_PHASES = (
     ("monitor.pid", "CLI start -> monitor has its container (CLI start-up, create, hand-over)"),
-    ("started", "-> process started (guest boot, devices hot-added, HELLO, START)"),
+    ("started", "-> process started (VM restored or booted, devices hot-added, HELLO, START)"),
     ("exit", "-> exit file (process, teardown: kill, virtiofsd, unmount, network)"),
 )
 
@@ -217,7 +231,7 @@ def vm_phases(bench: Bench, work: Path) -> tuple[dict[str, float], int]:
     vm/qemu.py TCG_TB_SIZE_MIB)."""
     assets = bench.assets()
     root = busybox_root(work / "rootfs")
-    vm = AgentVM(assets, root, work / "vm")
+    vm = AgentVM(assets, root, work / "vm", template=assets.template)
     try:
         vm.start(["true"])
         vm.wait_exit()

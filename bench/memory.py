@@ -6,9 +6,12 @@ the per-container average of 10 (issue 3's target: under 128 MiB each).
     .venv/bin/python -m bench.memory --matrix [--rounds 3] [--settle S]
 
 PSS splits each shared page among the processes mapping it, so summing it over every container's
-processes never counts a page twice (the guest RAM memfd is mapped by both QEMU and virtiofsd; the
-python/QEMU binaries and libraries are shared by all containers). Guest RAM the guest never touched
-costs nothing: the memfd's pages are allocated on first touch.
+processes never counts a page twice (the python/QEMU binaries and libraries are shared by all
+containers). Guest RAM is counted apart, as the pages its memfd holds (`guest_ram`), whether a
+process maps them or not: a VM restored from a template VM (vm/template.py) has the template's RAM
+copied into its memfd by `sendfile`, and those pages are in no page table until the guest touches
+them, so PSS alone would not see them. Guest RAM the guest never touched costs nothing: the memfd's
+pages are allocated on first touch (or copy).
 
 `--matrix` measures the QEMU choices behind those numbers (vm/qemu.py) at the VM layer: the real
 agent over a busybox root (bench.coldstart.AgentVM), one VM per variant, booted one after another
@@ -39,23 +42,50 @@ DEFAULT_SETTLE = 12.0
 TARGET_MIB = 128
 
 
-def smaps(pid: int) -> dict[str, int]:
-    """/proc/<pid>/smaps_rollup as {field: bytes}; empty when the process is gone."""
+def is_memfd(name: str) -> bool:
+    """Whether a mapping's or descriptor's name is a memfd's (guest RAM: vm/qemu.py)."""
+    return name.startswith("/memfd:")
+
+
+def pss_without_guest_ram(pid: int) -> dict[str, int]:
+    """/proc/<pid>/smaps's Pss fields summed over every mapping but the memfds (bytes)."""
+    out: dict[str, int] = {}
     try:
-        text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        text = Path(f"/proc/{pid}/smaps").read_text()
     except OSError:
-        return {}
-    out = {}
-    for line in text.splitlines()[1:]:
-        key, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts and parts[-1] == "kB":
-            out[key] = int(parts[0]) * 1024
+        return out
+    skip = False
+    for line in text.splitlines():
+        head = line.split(maxsplit=5)
+        if len(head) >= 5 and "-" in head[0] and ":" not in head[0]:  # a mapping's header line
+            skip = len(head) == 6 and is_memfd(head[5])
+        elif not skip and line.startswith("Pss") and line.endswith("kB"):
+            key, _, rest = line.partition(":")
+            out[key] = out.get(key, 0) + int(rest.split()[0]) * 1024
     return out
 
 
-def pss(pid: int) -> int:
-    return smaps(pid).get("Pss", 0)
+def guest_ram(pid: int) -> int:
+    """Bytes the memfds open in process `pid` (QEMU: guest RAM) hold, mapped or not."""
+    seen, total = set(), 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            if is_memfd(str(fd.readlink())):
+                st = fd.stat()
+                if st.st_ino not in seen:
+                    seen.add(st.st_ino)
+                    total += st.st_blocks * 512
+        except OSError:
+            continue
+    return total
+
+
+def container_bytes(pids: dict[str, int]) -> dict[str, dict[str, int]]:
+    """Per process of a container ("monitor", "qemu", "virtiofsd") its Pss fields without guest RAM,
+    and "guest RAM": {"Pss": the bytes QEMU's guest RAM memfd holds}."""
+    out = {name: pss_without_guest_ram(pid) for name, pid in pids.items()}
+    out["guest RAM"] = {"Pss": guest_ram(pids["qemu"])}
+    return out
 
 
 def pid_from_file(path: Path) -> int:
@@ -80,21 +110,20 @@ def containers(bench: Bench, count: int, settle: float) -> None:
     """One idle container measured per process, then `count` in all measured together."""
     started = [run_idle(bench)]
     time.sleep(settle)
-    pids = container_pids(bench, started[0])
     total = 0
-    print("one idle container (busybox sleep 1000), host PSS:")
-    for name, pid in pids.items():
-        s = smaps(pid)
+    print("one idle container (busybox sleep 1000), host PSS (guest RAM: its memfd's pages):")
+    for name, s in container_bytes(container_pids(bench, started[0])).items():
         total += s.get("Pss", 0)
         detail = ", ".join(f"{k.removeprefix('Pss_').lower()} {s.get(k, 0) / MIB:.1f}"
-                           for k in ("Pss_Anon", "Pss_Shmem", "Pss_File"))
-        print(f"  {name:<10} {s.get('Pss', 0) / MIB:7.1f} MiB  ({detail})")
+                           for k in ("Pss_Anon", "Pss_Shmem", "Pss_File") if k in s)
+        print(f"  {name:<10} {s.get('Pss', 0) / MIB:7.1f} MiB" + (f"  ({detail})" if detail else ""))
     print(f"  {'total':<10} {total / MIB:7.1f} MiB")
     if count > 1:
         for _ in range(count - 1):
             started.append(run_idle(bench))
         time.sleep(settle)
-        total = sum(pss(pid) for cid in started for pid in container_pids(bench, cid).values())
+        total = sum(s.get("Pss", 0) for cid in started
+                    for s in container_bytes(container_pids(bench, cid)).values())
         avg = total / len(started) / MIB
         print(f"{len(started)} idle containers: {total / MIB:.1f} MiB in all, {avg:.1f} MiB per container "
               f"(target under {TARGET_MIB} MiB: {'met' if avg < TARGET_MIB else 'NOT met'})")
@@ -156,7 +185,7 @@ class Sample:
     boot: list[float] = field(default_factory=list)
     pss: list[int] = field(default_factory=list)
     qemu_anon: list[int] = field(default_factory=list)
-    qemu_shmem: list[int] = field(default_factory=list)
+    guest_ram: list[int] = field(default_factory=list)
 
 
 def balloon_initramfs(bench: Bench, out: Path) -> Path:
@@ -191,10 +220,10 @@ def matrix(bench: Bench, rounds: int, settle: float) -> None:
                 results[variant].boot.append(vm.marks[-1][1] - vm.marks[0][1])
             time.sleep(settle)
             for variant, vm, _ in vms:
-                q = smaps(vm.vm.pid)
-                results[variant].pss.append(q.get("Pss", 0) + pss(vm.fs.pid))
-                results[variant].qemu_anon.append(q.get("Pss_Anon", 0))
-                results[variant].qemu_shmem.append(q.get("Pss_Shmem", 0))
+                q = container_bytes({"qemu": vm.vm.pid, "virtiofsd": vm.fs.pid})
+                results[variant].pss.append(sum(s.get("Pss", 0) for s in q.values()))
+                results[variant].qemu_anon.append(q["qemu"].get("Pss_Anon", 0))
+                results[variant].guest_ram.append(q["guest RAM"]["Pss"])
         finally:
             for _, vm, work in vms:
                 vm.stop()
@@ -203,9 +232,9 @@ def matrix(bench: Bench, rounds: int, settle: float) -> None:
     print(f"QEMU + virtiofsd of one idle VM, {settle:.0f} s after start (median of {rounds}):")
     print(f"  {'variant':<44} {'PSS':>8} {'QEMU anon':>10} {'guest RAM':>10} {'boot':>8}")
     for v, s in results.items():
-        med = {k: statistics.median(getattr(s, k)) for k in ("pss", "qemu_anon", "qemu_shmem", "boot")}
+        med = {k: statistics.median(getattr(s, k)) for k in ("pss", "qemu_anon", "guest_ram", "boot")}
         print(f"  {v.name:<44} {med['pss'] / MIB:6.1f} M {med['qemu_anon'] / MIB:8.1f} M"
-              f" {med['qemu_shmem'] / MIB:8.1f} M {med['boot']:6.2f} s")
+              f" {med['guest_ram'] / MIB:8.1f} M {med['boot']:6.2f} s")
 
 
 def main() -> None:

@@ -23,6 +23,8 @@ MAX_PAYLOAD = 1048576
 WINDOW = 262144
 DATA_CHUNK = 32768
 PORT_NAME = "org.katadocker.agent"
+#: What the agent's console line says when it booted with no host on the port and waits for one
+WAITING_FOR_HOST = "waiting for a host to connect"
 
 _HEADER = struct.Struct("<IBBHI")
 _U32 = struct.Struct("<I")
@@ -75,6 +77,8 @@ class SpecTag(enum.IntEnum):
     NET = 15
     READONLY_ROOT = 16
     INIT = 17
+    CLOCK = 18
+    SEED = 19
 
 
 MOUNT_READONLY = 1
@@ -244,6 +248,12 @@ class ProcessSpec:
     network: NetworkConfig | None = None
     readonly_root: bool = False
     init: bool = False  # START: an init runs the command as its child (docker's --init)
+    #: START: the host's wall clock (ns since the epoch), which the guest's clock is set to: a VM
+    #: restored from a template (vm/template.py) wakes up with the template's clock
+    clock_ns: int | None = None
+    #: START: host randomness the guest mixes into its pool and reseeds from: every VM restored from
+    #: one template starts with that template's random state
+    seed: bytes = b""
 
     def encode(self) -> bytes:
         """The START/EXEC payload: (u16 tag, u32 length, value) fields, see protocol.h."""
@@ -276,6 +286,10 @@ class ProcessSpec:
             yield SpecTag.READONLY_ROOT, bytes([1])
         if self.init:
             yield SpecTag.INIT, bytes([1])
+        if self.clock_ns is not None:
+            yield SpecTag.CLOCK, struct.pack("<Q", self.clock_ns)
+        if self.seed:
+            yield SpecTag.SEED, self.seed
 
 
 def _text(s: str) -> bytes:

@@ -33,7 +33,7 @@ def info(
 
 @command("prepare", panel=None, group="system")
 def prepare() -> None:
-    """Build the guest assets (agent, kernel, initramfs) now instead of on the first run"""
+    """Build the guest assets (agent, kernel, initramfs, template VM) now instead of on the first run"""
     from katadocker.cli import context
     from katadocker.vm.assets import ensure_assets
 
@@ -41,6 +41,7 @@ def prepare() -> None:
     typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
     typer.echo(f"initramfs  {assets.initramfs}")
     typer.echo(f"accel      {assets.accel.name} ({assets.accel.reason})")
+    typer.echo(f"template   {assets.template or 'none: containers boot (the reason: template-*.failed)'}")
 
 
 @command("build-kernel", panel=None, group="system")

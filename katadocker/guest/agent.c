@@ -196,7 +196,7 @@ struct proc {
 
 static struct proc procs[MAX_PROCS];
 static int link_fd = -1;
-static bool link_down;    /* virtio port reported "host not connected": poll it again later */
+static bool host_away;    /* no host on the virtio port: HELLO is said once one connects */
 static struct buf link_in, link_out;
 static bool root_ready;   /* START has prepared the container root */
 static bool pid_ns;       /* children are created in the container's PID namespace */
@@ -260,6 +260,40 @@ static void flush_link(void)
     }
 }
 
+/* Whether a host is connected to the link: a virtio port reports POLLHUP while none is. */
+static bool host_connected(void)
+{
+    struct pollfd p = {.fd = link_fd, .events = POLLIN};
+    return poll(&p, 1, 0) >= 0 && !(p.revents & POLLHUP);
+}
+
+/* Sets or clears O_ASYNC on the link: the virtio console driver then sends this process SIGIO when
+ * the host's side opens or closes (and on every input, which is why it is on only while away). */
+static void link_async(bool on)
+{
+    int flags = fcntl(link_fd, F_GETFL);
+    fcntl(link_fd, F_SETOWN, getpid());
+    fcntl(link_fd, F_SETFL, on ? flags | O_ASYNC : flags & ~O_ASYNC);
+}
+
+/* The host went away (or was never there): what was queued for it is dropped, since the next host
+ * starts afresh with HELLO, and SIGIO will say when one connects. */
+static void host_left(void)
+{
+    host_away = true;
+    buf_consume(&link_out, link_out.len);
+    buf_consume(&link_in, link_in.len);
+    link_async(true);
+}
+
+/* A host connected after the last one left (a VM restored from a template: vm/template.py). */
+static void host_arrived(void)
+{
+    host_away = false;
+    link_async(false);
+    send_hello();
+}
+
 /* ------------------------------------------------------------------ the START/EXEC spec */
 
 struct mount_spec {
@@ -282,6 +316,10 @@ struct spec {
     uint8_t addr[4], prefix, gateway[4];
     uint32_t mtu;
     char *ifname;
+    bool has_clock;
+    uint64_t clock_ns;
+    uint8_t seed[64];
+    size_t seed_len;
 };
 
 static void push_str(char ***vec, size_t *n, char *s)
@@ -393,6 +431,18 @@ static int parse_field(struct spec *s, uint16_t tag, const uint8_t *v, uint32_t 
         return 0;
     case KD_SPEC_MOUNT: return parse_mount(s, v, len);
     case KD_SPEC_NET: return parse_net(s, v, len);
+    case KD_SPEC_CLOCK:
+        if (len != 8)
+            return -1;
+        s->has_clock = true;
+        s->clock_ns = (uint64_t)get_u32(v) | (uint64_t)get_u32(v + 4) << 32;
+        return 0;
+    case KD_SPEC_SEED:
+        if (len > sizeof s->seed)
+            return -1;
+        memcpy(s->seed, v, len);
+        s->seed_len = len;
+        return 0;
     default: return 0; /* unknown tags: a newer host; ignore */
     }
 }
@@ -965,6 +1015,30 @@ static void wait_for_nic(const struct spec *s)
  * does) and a PID namespace is opened so the main process is PID 1 of the container, as in docker.
  * Returns NULL or a message for the host.
  */
+/* ioctl of /dev/urandom: reseed the crng from the input pool now (<linux/random.h>, which the
+ * musl toolchain does not ship) */
+#define RNDRESEEDCRNG _IO('R', 0x07)
+
+/* A VM restored from a template (vm/template.py) wakes up with the template's clock and random
+ * state: START brings the host's clock and fresh randomness (mixed into the input pool, then the
+ * crng takes a new key from it at once instead of at its next scheduled reseed). */
+static void take_host_clock_and_seed(const struct spec *s)
+{
+    if (s->has_clock) {
+        struct timespec ts = {.tv_sec = (time_t)(s->clock_ns / 1000000000u),
+                              .tv_nsec = (long)(s->clock_ns % 1000000000u)};
+        if (clock_settime(CLOCK_REALTIME, &ts) < 0)
+            logmsg("set the clock: %s", strerror(errno));
+    }
+    if (s->seed_len) {
+        int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
+        if (fd < 0 || write(fd, s->seed, s->seed_len) != (ssize_t)s->seed_len || ioctl(fd, RNDRESEEDCRNG) < 0)
+            logmsg("reseed the random pool: %s", strerror(errno));
+        if (fd >= 0)
+            close(fd);
+    }
+}
+
 static const char *setup_root(const struct spec *s)
 {
     static char err[256];
@@ -1441,6 +1515,8 @@ static void handle_start(uint32_t id, const uint8_t *payload, uint32_t len, bool
         send_error(id, 125, "the container is not running");
     } else {
         /* A START whose command failed may be retried: the root is prepared once. */
+        if (is_main && !root_ready && !test_mode)
+            take_host_clock_and_seed(&s);
         const char *err = is_main && !root_ready && !test_mode ? setup_root(&s) : NULL;
         if (err) {
             send_error(id, 125, err);
@@ -1503,7 +1579,7 @@ static void read_link(void)
     if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
         if (test_mode)
             shutdown_all(); /* the test's host went away */
-        link_down = true;   /* virtio-serial: no host connected; look again shortly */
+        host_left();        /* virtio-serial: no host connected */
         return;
     }
     buf_commit(&link_in, n > 0 ? (size_t)n : 0);
@@ -1556,7 +1632,9 @@ static void event_loop(int sigfd)
         int n = 0;
         fds[n] = (struct pollfd){.fd = sigfd, .events = POLLIN};
         refs[n++] = (struct pollref){REF_SIGNALS, NULL};
-        if (!link_down) {
+        if (host_away && host_connected())
+            host_arrived();
+        if (!host_away) {
             fds[n] = (struct pollfd){.fd = link_fd, .events = POLLIN | (link_out.len ? POLLOUT : 0)};
             refs[n++] = (struct pollref){REF_LINK, NULL};
         }
@@ -1575,12 +1653,13 @@ static void event_loop(int sigfd)
                 }
             }
         }
-        int timeout = link_down ? 50 : waiting_for_output() ? 200 : -1;
+        /* while no host is connected the link only reports POLLHUP: SIGIO (the signalfd) says when
+         * one connects, and a look every 50 ms makes sure */
+        int timeout = host_away ? 50 : waiting_for_output() ? 200 : -1;
         if (poll(fds, (nfds_t)n, timeout) < 0 && errno != EINTR) {
             logmsg("poll: %s", strerror(errno));
             power_off(1);
         }
-        link_down = false;
         for (int i = 0; i < n; i++) {
             struct proc *p = refs[i].proc;
             short re = fds[i].revents;
@@ -1620,6 +1699,7 @@ static int setup_signals(void)
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGIO); /* the virtio port's host connected (O_ASYNC while host_away) */
     sigprocmask(SIG_BLOCK, &set, NULL);
     signal(SIGPIPE, SIG_IGN);
     return signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -1652,6 +1732,12 @@ int main(int argc, char **argv)
             close(fd);
         link_fd = open_port();
     }
-    send_hello();
+    if (test_mode || host_connected()) {
+        send_hello();
+    } else { /* a template VM being booted (vm/template.py), or a host that is slow to connect */
+        host_left();
+        lo_ready(); /* nothing else to do until a host connects: finish it before a snapshot */
+        logmsg("%s", KD_WAITING_FOR_HOST);
+    }
     event_loop(sigfd);
 }

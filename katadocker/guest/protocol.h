@@ -10,8 +10,9 @@
  *     u16 flags    reserved, 0
  *     u32 proc     process id chosen by the host in START/EXEC; 0 for link-level frames
  *
- * The agent opens with HELLO (u16 protocol version, u16 reserved, agent version text); the host
- * refuses a version it does not speak.  Flow control is by credit, per process and stream: the
+ * The agent opens with HELLO (u16 protocol version, u16 reserved, agent version text), said again
+ * to a host that connects after the last one went away (a VM restored from a template: vm/template.py);
+ * the host refuses a version it does not speak.  Flow control is by credit, per process and stream: the
  * agent may send at most KD_WINDOW bytes of stdout (and of stderr) data before the host grants
  * more with CREDIT; the host may send at most KD_WINDOW bytes of stdin before the agent grants
  * more.  So neither side ever buffers more than a window per stream, and a slow reader stalls
@@ -26,6 +27,9 @@
 #define KD_WINDOW 262144       /* initial credit per stream, in bytes */
 #define KD_DATA_CHUNK 32768    /* largest DATA payload either side sends */
 #define KD_PORT_NAME "org.katadocker.agent"
+/* What the agent writes to the console when it finds no host on the port at boot and waits for one
+ * (after "katadocker-agent: "): the template builder's sign that the guest is idle (vm/template.py) */
+#define KD_WAITING_FOR_HOST "waiting for a host to connect"
 
 /* Frame types.  Direction: a = agent to host, h = host to agent. */
 #define KD_T_HELLO 1    /* a: u16 version, u16 reserved, agent version text */
@@ -70,6 +74,8 @@
 #define KD_SPEC_NET 15     /* u8[4] address, u8 prefix, u8[4] gateway (0.0.0.0: none), u32 mtu, ifname */
 #define KD_SPEC_READONLY_ROOT 16 /* u8 1: the root (and /etc/{hostname,hosts,resolv.conf}) read-only after setup */
 #define KD_SPEC_INIT 17    /* u8 1 (START only): an init runs the command as its child (docker's --init) */
+#define KD_SPEC_CLOCK 18   /* u64 (START only): the host's CLOCK_REALTIME in ns; the guest's clock is set to it */
+#define KD_SPEC_SEED 19    /* bytes (START only): host randomness mixed into the guest's pool, which reseeds */
 
 #define KD_MOUNT_READONLY 1 /* flag of KD_SPEC_MOUNT; source "tmpfs" means a tmpfs, else a virtio-fs tag */
 /* flag of KD_SPEC_MOUNT: the tag's share holds one entry, KD_MOUNT_FILE_NAME, bind-mounted onto target

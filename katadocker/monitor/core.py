@@ -161,7 +161,7 @@ class Monitor:
             stdin=bool(cfg.get("OpenStdin")), hostname=hostname, hosts=self._hosts(hostname),
             resolv_conf=self._resolv_conf(), rootfs_tag=ROOTFS_TAG, network=self._net_config(),
             mounts=self.guest_mounts.mounts, readonly_root=bool(host.get("ReadonlyRootfs")),
-            init=bool(host.get("Init")))
+            init=bool(host.get("Init")), clock_ns=time.time_ns(), seed=os.urandom(32))
         with self.lock:
             self.proc = self.agent.start(pspec, timeout=60)
             pending, self.pending_signals = self.pending_signals, []
@@ -178,7 +178,8 @@ class Monitor:
             if early.fits(spec):
                 try:
                     vm = early.adopt(spec)
-                    log.info("took over the early VM")
+                    log.info("took over the early VM%s",
+                             f", restored from {early.template.name}" if early.template else "")
                     return vm
                 except VMError as e:
                     log.warning("the early VM is unusable: %s", e.message)

@@ -6,19 +6,22 @@ and is called by every ``run``. What it builds lives under ``<state>/assets/``::
     agent-<key>           the compiled agent; key = hash of the agent's sources
     initramfs-<key>.cpio  key = hash of (agent key, kernel path + version, module files, format)
     debian-kernel/...     a downloaded kernel (see vm/kernel.py)
+    template-<key>/       that machine booted once and saved (vm/template.py): early VMs are
+                          restored from it instead of booting
     early-vm              the machine of the last call's assets as QEMU's command line, for the
                           next early VM (vm/early.py, vm/early_spawn.py)
 
 Each file is written aside and renamed into place; the whole step runs under a lock kept in the
-assets dir (``.build.lock``) so that concurrent first runs build once. Superseded agents and
-initramfs files are removed once unused for an hour (QEMU reads the initramfs at startup, so running
-VMs do not need the old file, but a process that was just handed it does).
+assets dir (``.build.lock``) so that concurrent first runs build once. Superseded agents, initramfs
+files and templates are removed once unused for an hour (QEMU reads the initramfs at startup, so
+running VMs do not need the old file, but a process that was just handed it does).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -28,9 +31,11 @@ from katadocker.agent.build import agent_compiler, agent_sources, compile_agent
 from katadocker.config import Settings
 from katadocker.state.lock import locked
 from katadocker.vm.accel import Accel, choose_accelerator
-from katadocker.vm.early import remember_machine
+from katadocker.vm.early import machine_spec, remember_machine
 from katadocker.vm.initramfs import build_initramfs, resolve_modules
 from katadocker.vm.kernel import find_kernel
+from katadocker.vm.template import PREFIX as TEMPLATE_PREFIX
+from katadocker.vm.template import ensure_template, template_path
 
 #: Bump when the initramfs layout changes, so older cached archives are rebuilt.
 INITRAMFS_FORMAT = 1
@@ -49,6 +54,7 @@ class GuestAssets:
     reason: str  # why this kernel
     accel: Accel
     modules: tuple[str, ...]  # module file names packed into the initramfs, in load order
+    template: Path | None  # the template VM early VMs are restored from (vm/template.py); None: they boot
 
 
 def _digest(parts: Iterable[bytes]) -> str:
@@ -65,10 +71,15 @@ STALE_AFTER_SECONDS = 3600
 
 
 def _remove_stale(directory: Path, pattern: str, keep: Path) -> None:
+    """Remove what matches `pattern` in `directory` (files or directories) and is unused for
+    STALE_AFTER_SECONDS, except `keep` and what its name begins (``template-<key>.failed``)."""
     cutoff = time.time() - STALE_AFTER_SECONDS
     for old in directory.glob(pattern):
-        if old != keep and old.stat().st_mtime < cutoff:
-            old.unlink(missing_ok=True)
+        if not old.name.startswith(keep.name) and old.stat().st_mtime < cutoff:
+            if old.is_dir():
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                old.unlink(missing_ok=True)
 
 
 def ensure_agent(assets_dir: Path, progress: Progress | None) -> Path:
@@ -88,8 +99,9 @@ def ensure_agent(assets_dir: Path, progress: Progress | None) -> Path:
 def ensure_assets(settings: Settings, progress: Progress | None = None) -> GuestAssets:
     """Kernel + initramfs for this host, building whatever is missing or out of date.
 
-    `progress` receives one line per step that does real work (compile, download, build); nothing
-    when everything is cached. Raises VMError when a step fails (no compiler, no kernel, ...).
+    `progress` receives one line per step that does real work (compile, download, build, the template
+    VM's boot); nothing when everything is cached. Raises VMError when a step fails (no compiler, no
+    kernel, ...); a template VM that cannot be made is only a warning (containers then boot).
     """
     accel = choose_accelerator()
     assets_dir = settings.state.assets
@@ -113,7 +125,12 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
             build_initramfs(agent, modules, initramfs)
         os.utime(initramfs)
         _remove_stale(assets_dir, "initramfs-*.cpio", initramfs)
-        remember_machine(settings.state, kernel.vmlinuz, initramfs, accel.name)
+        machine = machine_spec(kernel.vmlinuz, initramfs, accel.name, restored=True)
+        template = template_path(assets_dir, machine)
+        restorable = ensure_template(template, machine, progress)
+        _remove_stale(assets_dir, f"{TEMPLATE_PREFIX}*", template)
+        remember_machine(settings.state, kernel.vmlinuz, initramfs, accel.name,
+                         template if restorable else None)
     return GuestAssets(
         kernel=kernel.vmlinuz,
         initramfs=initramfs,
@@ -122,4 +139,5 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
         reason=kernel.reason,
         accel=accel,
         modules=tuple(m.name for m in modules),
+        template=template if restorable else None,
     )

@@ -6,7 +6,9 @@ of a second more in front of it. The monitor the CLI pre-starts (engine/monitor_
 therefore starts QEMU first thing, before it even execs its own interpreter (vm/early_spawn.py; the
 monitor `resume`s it, its child still): the machine the last container of this state root booted
 (`remember_machine`): its guest assets, default memory, one vCPU, the hotplug bridge,
-none of the container's devices (vm/qemu.py hot-adds those).
+none of the container's devices (vm/qemu.py hot-adds those). When the assets have a template VM
+(vm/template.py), the early VM is restored from it rather than booted: `resume` starts the restore
+in a thread, which overlaps the monitor's wait for its container.
 
 When the container's arguments arrive, `fits` says whether it wants exactly that machine, and
 `adopt` moves the VM's sockets and logs to the container's paths and hands the running
@@ -27,17 +29,29 @@ from pathlib import Path
 
 from katadocker.state.containers import pid_alive
 from katadocker.state.paths import StateRoot
-from katadocker.vm.early_spawn import DIR_PREFIX, LOG_MARK, RECIPE, RUN_MARK, format_recipe
+from katadocker.vm.early_spawn import DIR_PREFIX, LOG_MARK, RECIPE, RESTORE_RAM_FD, RUN_MARK, format_recipe
 from katadocker.vm.machine import PARENT_DEATH_SIGNAL, InheritedChild, VirtualMachine
 from katadocker.vm.qemu import VMSpec
+from katadocker.vm.template import Restore
 
 
-def remember_machine(state: StateRoot, kernel: Path, initramfs: Path, accel: str) -> None:
-    """Record the machine the next early VM of `state` boots: the assets a container VM is about
-    to boot, as a recipe with QEMU's whole command line (vm/early_spawn.py); written only when it
-    changed: this runs on every ``run``."""
-    vm = VirtualMachine(_spec(kernel, initramfs, accel, Path(RUN_MARK), Path(LOG_MARK)))
-    recipe = format_recipe(str(kernel), str(initramfs), accel, str(vm.stderr_log),
+def machine_spec(kernel: Path, initramfs: Path, accel: str, run_dir: Path = Path(RUN_MARK),
+                 log_dir: Path = Path(LOG_MARK), restored: bool = False) -> VMSpec:
+    """The early VM's machine, its sockets in `run_dir` and console in `log_dir` (by default the
+    recipe's marks); `restored`: started from a template VM (guest RAM the memfd at
+    RESTORE_RAM_FD, QEMU waiting for the template's state)."""
+    return VMSpec(kernel=kernel, initramfs=initramfs, accel=accel, agent_socket=run_dir / "agent.sock",
+                  qmp_socket=run_dir / "qmp.sock", console_log=log_dir / "console.log", hotplug=True,
+                  memory_fd=RESTORE_RAM_FD if restored else None, incoming=restored)
+
+
+def remember_machine(state: StateRoot, kernel: Path, initramfs: Path, accel: str,
+                     template: Path | None) -> None:
+    """Record the machine the next early VM of `state` starts: the assets a container VM is about
+    to boot, restored from `template` when there is one, as a recipe with QEMU's whole command line
+    (vm/early_spawn.py); written only when it changed: this runs on every ``run``."""
+    vm = VirtualMachine(machine_spec(kernel, initramfs, accel, restored=template is not None))
+    recipe = format_recipe(str(kernel), str(initramfs), accel, str(vm.stderr_log), str(template or ""),
                            [*PARENT_DEATH_SIGNAL, *vm.argv])
     path = state.assets / RECIPE
     with contextlib.suppress(OSError):
@@ -69,21 +83,19 @@ def _running_argv(pid: int) -> list[str]:
     return argv[len(wrapper):] if argv[:len(wrapper)] == wrapper else argv
 
 
-def _spec(kernel: Path, initramfs: Path, accel: str, run_dir: Path, log_dir: Path) -> VMSpec:
-    return VMSpec(kernel=kernel, initramfs=initramfs, accel=accel, agent_socket=run_dir / "agent.sock",
-                  qmp_socket=run_dir / "qmp.sock", console_log=log_dir / "console.log",
-                  hotplug=True)
-
-
 class EarlyVM:
     """A running VM of the default machine, not yet anybody's (see the module doc)."""
 
-    def __init__(self, vm: VirtualMachine, run_dir: Path, log_dir: Path, current: bool) -> None:
+    def __init__(self, vm: VirtualMachine, run_dir: Path, log_dir: Path, current: bool,
+                 template: Path | None = None, ram_fd: int = -1) -> None:
         self.vm = vm
         self.run_dir = run_dir
         self.log_dir = log_dir
         #: QEMU runs the command line this katadocker builds for the machine (not an old recipe's)
         self.current = current
+        #: the template VM it is restored from (the restore runs from here on), or None: it boots
+        self.template = template
+        self.restore = Restore(vm, template, ram_fd) if template is not None else None
 
     @classmethod
     def resume(cls, description: str) -> tuple[EarlyVM | None, str]:
@@ -93,21 +105,27 @@ class EarlyVM:
         if "none" in found:
             return None, found["none"]
         run_dir, log_dir = Path(found["run_dir"]), Path(found["log_dir"])
-        spec = _spec(Path(found["kernel"]), Path(found["initramfs"]), found["accel"], run_dir, log_dir)
+        template = Path(found["template"]) if found["template"] else None
+        spec = machine_spec(Path(found["kernel"]), Path(found["initramfs"]), found["accel"], run_dir, log_dir,
+                            restored=template is not None)
         vm = VirtualMachine(spec)
         vm.proc = InheritedChild(found["pid"], vm.argv)
-        return cls(vm, run_dir, log_dir, _running_argv(found["pid"]) == vm.argv), ""
+        current = _running_argv(found["pid"]) == vm.argv
+        return cls(vm, run_dir, log_dir, current, template, found["ram_fd"]), ""
 
     def fits(self, spec: VMSpec) -> bool:
-        """Whether `spec` (with the container's paths) asks for this very machine, still running."""
+        """Whether `spec` (with the container's paths) asks for this very machine (whether it came
+        up is for `adopt` to find)."""
         mine = self.vm.spec
         same_paths = replace(spec, agent_socket=mine.agent_socket, qmp_socket=mine.qmp_socket,
-                             console_log=mine.console_log)
-        return same_paths == mine and self.current and self.vm.returncode is None
+                             console_log=mine.console_log, memory_fd=mine.memory_fd, incoming=mine.incoming)
+        return same_paths == mine and self.current
 
     def adopt(self, spec: VMSpec) -> VirtualMachine:
         """The VM, its sockets and console logs moved to `spec`'s paths (which `fits`), once QEMU is
-        ready (VMError when it failed: `discard` it then)."""
+        ready (restored, if from a template; VMError when it failed: `discard` it then)."""
+        if self.restore is not None:
+            self.restore.wait()
         self.vm.wait_ready()
         mine, stderr_log = self.vm.spec, self.vm.stderr_log
         self.vm.spec = spec

@@ -135,10 +135,11 @@ class VirtualMachine:
             sock.unlink(missing_ok=True)
         for directory in {self.spec.console_log.parent, self.spec.qmp_socket.parent}:
             directory.mkdir(parents=True, exist_ok=True)
+        memory = () if self.spec.memory_fd is None else (self.spec.memory_fd,)
         try:
             with self.stderr_log.open("wb") as log:
                 self.proc = subprocess.Popen([*PARENT_DEATH_SIGNAL, *self.argv], stdin=subprocess.DEVNULL,
-                                             stdout=log, stderr=log, start_new_session=True)
+                                             stdout=log, stderr=log, start_new_session=True, pass_fds=memory)
         except OSError as e:
             raise self.error(f"cannot start QEMU: {e.strerror}") from None
         boot_priority.boost(self.proc.pid)
@@ -182,18 +183,18 @@ class VirtualMachine:
 
     def qmp(self, command: str, timeout: float = 10.0, **arguments: Any) -> Any:
         """Run one QMP command on a fresh connection; VMError when QMP is unreachable or fails."""
-        return self._qmp_session([(command, arguments)], timeout)
+        return self.qmp_commands([(command, arguments)], timeout)
 
     def plug_share(self, share: Share, slot: int) -> None:
         """Hot-add `share` (its virtiofsd listening) as a virtio-fs device into hotplug slot `slot`."""
-        self._qmp_session(share_commands(share, slot))
+        self.qmp_commands(share_commands(share, slot))
 
     def plug_nic(self, tap_fd: int, mac: str, slot: int) -> None:
         """Hot-add a virtio NIC with `mac` into hotplug slot `slot`, on the open TAP `tap_fd` (QEMU
         gets its own copy of the descriptor; the caller keeps and closes its one)."""
-        self._qmp_session([("getfd", {"fdname": "tap0"}), *nic_commands("tap0", mac, slot)], fds=[tap_fd])
+        self.qmp_commands([("getfd", {"fdname": "tap0"}), *nic_commands("tap0", mac, slot)], fds=[tap_fd])
 
-    def _qmp_session(self, commands: list[QMPCommand], timeout: float = 10.0,
+    def qmp_commands(self, commands: list[QMPCommand], timeout: float = 10.0,
                      fds: list[int] | None = None) -> Any:
         """Run `commands` in order on one fresh QMP connection, passing `fds` with the first; the
         last one's result. VMError (with the VM's detail) when QMP is unreachable or one fails."""

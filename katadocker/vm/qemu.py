@@ -108,6 +108,11 @@ class VMSpec:
     #: (`share_commands`, `nic_commands`)
     hotplug: bool = False
     cmdline_extra: tuple[str, ...] = ()
+    #: guest RAM is the memfd its starter passes as this descriptor (a template VM: vm/template.py
+    #: copies RAM into it); None: QEMU makes its own
+    memory_fd: int | None = None
+    #: QEMU waits for a saved VM's state (QMP migrate-incoming) instead of booting (vm/template.py)
+    incoming: bool = False
     name: str = "katadocker"
     #: firmware image (-bios); None: QEMU's default SeaBIOS
     firmware: Path | None = field(default_factory=find_qboot)
@@ -161,8 +166,11 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         *(["-bios", str(spec.firmware)] if spec.firmware else []),  # see QBOOT_PATHS
         "-smp", str(spec.cpus),
         "-m", f"{spec.memory_mib}M",
-        # guest RAM as a shared memfd: virtiofsd maps guest memory to serve virtio-fs requests
-        "-object", f"memory-backend-memfd,id=mem,size={spec.memory_mib}M,share=on",
+        # guest RAM as a shared memfd: virtiofsd maps guest memory to serve virtio-fs requests; the
+        # starter's own memfd when it is to fill it (share=on either way)
+        "-object", f"memory-backend-memfd,id=mem,size={spec.memory_mib}M,share=on" if spec.memory_fd is None
+        else f"memory-backend-file,id=mem,size={spec.memory_mib}M,share=on,"
+             f"mem-path=/proc/self/fd/{spec.memory_fd}",
         "-kernel", str(spec.kernel),            # direct kernel boot: no bootloader, no disk
         "-initrd", str(spec.initramfs),         # the agent and its modules
         "-append", kernel_cmdline(spec),
@@ -191,6 +199,8 @@ def qemu_command(spec: VMSpec, qemu: str | None = None) -> list[str]:
         # punches them out of the memfd, so RAM the guest touched once (kernel decompression, the
         # unpacked initramfs) stops costing the host: an idle busybox VM's guest RAM 113 -> 92 MiB
         "-device", "virtio-balloon-pci,free-page-reporting=on",
+        # a VM restored from a template: set up the machine, then wait (paused) for its saved state
+        *(["-incoming", "defer"] if spec.incoming else []),
     ]  # fmt: skip
     return argv
 

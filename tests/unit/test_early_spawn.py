@@ -13,7 +13,7 @@ import pytest
 from katadocker.state import layout
 from katadocker.state.paths import StateRoot, default_root
 from katadocker.vm import boot_priority, early_spawn
-from katadocker.vm.early import EarlyVM, _spec, remember_machine, remove_orphans
+from katadocker.vm.early import EarlyVM, machine_spec, remember_machine, remove_orphans
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def assets(tmp_path: Path) -> tuple[Path, Path]:
     return kernel, initramfs
 
 
-def write_recipe(path: Path, kernel: Path, initramfs: Path, argv: list[str]) -> None:
+def write_recipe(path: Path, kernel: Path, initramfs: Path, argv: list[str], template: str = "") -> None:
     path.write_bytes(early_spawn.format_recipe(str(kernel), str(initramfs), "tcg",
-                                              early_spawn.LOG_MARK + "/console.log.qemu", argv))
+                                              early_spawn.LOG_MARK + "/console.log.qemu", template, argv))
 
 
 def stop(pid: int) -> None:
@@ -43,7 +43,8 @@ def test_spawn_fills_in_the_dirs_and_describes_the_vm(tmp_path: Path, assets: tu
     found = early_spawn.spawn(str(recipe), str(run_dir), str(log_dir))
     try:
         assert found == {"pid": found["pid"], "kernel": str(kernel), "initramfs": str(initramfs),
-                         "accel": "tcg", "run_dir": str(run_dir), "log_dir": str(log_dir)}
+                         "accel": "tcg", "run_dir": str(run_dir), "log_dir": str(log_dir),
+                         "template": "", "ram_fd": -1}
         assert run_dir.is_dir()
         log = log_dir / "console.log.qemu"
         deadline = time.monotonic() + 10
@@ -58,8 +59,8 @@ def test_spawn_fills_in_the_dirs_and_describes_the_vm(tmp_path: Path, assets: tu
 
 @pytest.mark.parametrize("content, why", [
     (None, "no container VM was started from these assets yet"),
-    (b"katadocker-early-vm-0\0a\0b\0tcg\0log\0qemu", "is not a recipe this katadocker can read"),
-    (b"katadocker-early-vm-1\0/gone/vmlinuz\0/gone/initramfs\0tcg\0log\0qemu",
+    (b"katadocker-early-vm-1\0a\0b\0tcg\0log\0qemu", "is not a recipe this katadocker can read"),
+    (b"katadocker-early-vm-2\0/gone/vmlinuz\0/gone/initramfs\0tcg\0log\0\0qemu",
      "the guest assets it names are gone"),
 ])
 def test_no_early_vm_without_a_usable_recipe(tmp_path: Path, content: bytes | None, why: str) -> None:
@@ -89,7 +90,7 @@ def test_a_vm_from_another_recipe_never_fits(tmp_path: Path, assets: tuple[Path,
     assert early is not None and why == ""
     try:
         assert not early.current
-        same_machine = _spec(kernel, initramfs, "tcg", tmp_path / "run", tmp_path / "log")
+        same_machine = machine_spec(kernel, initramfs, "tcg", tmp_path / "run", tmp_path / "log")
         assert early.vm.spec == same_machine and not early.fits(same_machine)
     finally:
         early.discard()
@@ -103,15 +104,54 @@ def test_resume_says_why_there_is_none() -> None:
 def test_remember_machine_writes_a_recipe_for_any_dirs(tmp_path: Path, assets: tuple[Path, Path]) -> None:
     kernel, initramfs = assets
     state = StateRoot(tmp_path / "root").ensure()
-    remember_machine(state, kernel, initramfs, "tcg")
+    remember_machine(state, kernel, initramfs, "tcg", None)
     fields = (state.assets / early_spawn.RECIPE).read_bytes().split(b"\0")
     assert fields[:4] == [early_spawn.FORMAT.encode(), str(kernel).encode(), str(initramfs).encode(), b"tcg"]
-    argv = b"\0".join(fields[5:]).decode()
+    assert fields[5] == b""  # no template: the early VM boots
+    argv = b"\0".join(fields[6:]).decode()
     assert early_spawn.RUN_MARK + "/qmp.sock" in argv and early_spawn.LOG_MARK + "/console.log" in argv
     assert str(tmp_path) not in argv.replace(str(kernel), "").replace(str(initramfs), "")
+    assert "-incoming" not in argv and "memory-backend-memfd" in argv
     before = (state.assets / early_spawn.RECIPE).stat().st_mtime_ns
-    remember_machine(state, kernel, initramfs, "tcg")  # unchanged: not rewritten
+    remember_machine(state, kernel, initramfs, "tcg", None)  # unchanged: not rewritten
     assert (state.assets / early_spawn.RECIPE).stat().st_mtime_ns == before
+    template = state.assets / "template-0123"
+    remember_machine(state, kernel, initramfs, "tcg", template)
+    fields = (state.assets / early_spawn.RECIPE).read_bytes().split(b"\0")
+    assert fields[5] == str(template).encode()
+    argv = b"\0".join(fields[6:]).decode()
+    assert "\0-incoming\0defer" in argv
+    assert f"mem-path=/proc/self/fd/{early_spawn.RESTORE_RAM_FD}" in argv
+
+
+def test_spawn_hands_qemu_a_memfd_the_size_of_the_templates_ram(tmp_path: Path,
+                                                                 assets: tuple[Path, Path]) -> None:
+    """For a template the VM's guest RAM is a memfd made here: QEMU gets it as RESTORE_RAM_FD, the
+    monitor (this process after its exec) keeps one to copy the template's RAM into."""
+    template = tmp_path / "template-0123"
+    template.mkdir()
+    with open(template / early_spawn.TEMPLATE_RAM, "wb") as ram:
+        ram.truncate(64 << 20)  # sparse, like a real template's
+    recipe = tmp_path / "early-vm"
+    fd = early_spawn.RESTORE_RAM_FD
+    write_recipe(recipe, *assets, ["sh", "-c", f"readlink /proc/self/fd/{fd} >&2; stat -L -c %s "
+                                   f"/proc/self/fd/{fd} >&2; exec sleep 30"], template=str(template))
+    found = early_spawn.spawn(str(recipe), str(tmp_path / "run"), str(tmp_path / "log"))
+    try:
+        assert found["template"] == str(template)
+        ram_fd = found["ram_fd"]
+        assert os.get_inheritable(ram_fd)  # it survives the monitor's exec
+        assert os.readlink(f"/proc/self/fd/{ram_fd}").startswith("/memfd:")
+        assert os.fstat(ram_fd).st_size == 64 << 20
+        log = tmp_path / "log" / "console.log.qemu"
+        deadline = time.monotonic() + 10
+        while log.read_text().count("\n") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        link, size = log.read_text().splitlines()
+        assert link == os.readlink(f"/proc/self/fd/{ram_fd}") and size == str(64 << 20)
+    finally:
+        stop(found["pid"])
+        os.close(found["ram_fd"])
 
 
 def test_orphaned_dirs_of_dead_monitors_are_removed(tmp_path: Path) -> None:

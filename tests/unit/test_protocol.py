@@ -31,7 +31,7 @@ def header_constants() -> dict[str, int | str]:
     """Every `#define KD_NAME value` of protocol.h (numbers and strings)."""
     text = (GUEST_DIR / "protocol.h").read_text()
     found: dict[str, int | str] = {}
-    for name, value in re.findall(r"^#define (KD_\w+) +(\S+)", text, re.MULTILINE):
+    for name, value in re.findall(r'^#define (KD_\w+) +("[^"]*"|\S+)', text, re.MULTILINE):
         found[name] = value.strip('"') if value.startswith('"') else int(value, 0)
     return found
 
@@ -56,6 +56,7 @@ def test_scalars_match_the_header() -> None:
     assert h["KD_MOUNT_READONLY"] == protocol.MOUNT_READONLY
     assert h["KD_MOUNT_FILE"] == protocol.MOUNT_FILE
     assert h["KD_MOUNT_FILE_NAME"] == protocol.MOUNT_FILE_NAME
+    assert h["KD_WAITING_FOR_HOST"] == protocol.WAITING_FOR_HOST
 
 
 def test_frame_layout() -> None:
@@ -138,6 +139,15 @@ def test_spec_encoding() -> None:
     mounts = [v for t, v in fields if t == SpecTag.MOUNT]
     assert mounts[0] == b"\x01" + b"\x04\x00vol0" + b"\x05\x00/data" + b"\x00\x00"
     assert mounts[1] == b"\x00" + b"\x05\x00tmpfs" + b"\x04\x00/tmp" + b"\x07\x00size=1m"
+
+
+def test_spec_carries_the_hosts_clock_and_seed_only_when_given() -> None:
+    fields = dict(parse_fields(ProcessSpec(args=["true"], clock_ns=1_700_000_000_123_456_789,
+                                           seed=b"\x07" * 32).encode()))
+    assert fields[SpecTag.CLOCK] == struct.pack("<Q", 1_700_000_000_123_456_789)
+    assert fields[SpecTag.SEED] == b"\x07" * 32
+    plain = dict(parse_fields(ProcessSpec(args=["true"]).encode()))
+    assert SpecTag.CLOCK not in plain and SpecTag.SEED not in plain
 
 
 def test_spec_asks_for_an_init() -> None:
