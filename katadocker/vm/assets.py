@@ -128,7 +128,8 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
         machine = machine_spec(kernel.vmlinuz, initramfs, accel.name, restored=True)
         template = template_path(assets_dir, machine)
         restorable = ensure_template(template, machine, progress)
-        _remove_stale(assets_dir, f"{TEMPLATE_PREFIX}*", template)
+        for pattern in (f"{TEMPLATE_PREFIX}*", f".{TEMPLATE_PREFIX}*"):  # and builds killed midway
+            _remove_stale(assets_dir, pattern, template)
         remember_machine(settings.state, kernel.vmlinuz, initramfs, accel.name,
                          template if restorable else None)
     return GuestAssets(

@@ -113,7 +113,7 @@ def build(spec: VMSpec, template: Path) -> None:
                                     console_log=scratch / "console.log"))
         vm.start()
         _wait_for_agent(vm, BUILD_TIMEOUT)
-        with open(partial / STATE, "wb") as state:
+        with open(os.open(partial / STATE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "wb") as state:
             vm.qmp_commands([("getfd", {"fdname": "state"}), ("stop", {}),
                              ("migrate-set-capabilities", {"capabilities": IGNORE_SHARED})],
                             fds=[state.fileno()])
