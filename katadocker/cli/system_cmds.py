@@ -37,11 +37,13 @@ def prepare() -> None:
     from katadocker.cli import context
     from katadocker.vm.assets import ensure_assets
 
-    assets = ensure_assets(context.settings(), progress=lambda msg: typer.echo(msg, err=True))
+    settings = context.settings()
+    assets = ensure_assets(settings, progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
     typer.echo(f"initramfs  {assets.initramfs}")
     typer.echo(f"accel      {assets.accel.name} ({assets.accel.reason})")
-    typer.echo(f"template   {assets.template or 'none: containers boot (the reason: template-*.failed)'}")
+    why = f"none: containers boot (why: {settings.state.assets}/template-*.failed)"
+    typer.echo(f"template   {assets.template or why}")
 
 
 @command("build-kernel", panel=None, group="system")

@@ -136,7 +136,10 @@ class EarlyVM:
         return self.vm
 
     def discard(self) -> None:
-        """Kill the VM (if it runs) and remove its directories."""
+        """Kill the VM (if it runs) and remove its directories, once a restore under way has ended
+        (a tenth of a second: the restore thread may reap QEMU, and only one thread may)."""
+        if self.restore is not None:
+            self.restore.join()
         self.vm.kill()
         self._remove_dirs()
 

@@ -231,8 +231,12 @@ class Restore:
         except (VMError, OSError) as e:
             self.error = e if isinstance(e, VMError) else vm.error(f"cannot restore the template VM: {e}")
 
+    def join(self) -> None:
+        """Wait for the restore to end, however it ended."""
+        self._thread.join()
+
     def wait(self) -> None:
         """Wait for the restore; VMError when it failed."""
-        self._thread.join()
+        self.join()
         if self.error is not None:
             raise self.error

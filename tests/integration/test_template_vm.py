@@ -27,6 +27,9 @@ def test_containers_are_restored_from_the_template(vm_kd: Katadocker, busybox_im
     """Two containers restored from one template read the host's clock and different random bytes
     (START reseeds the guest's pool), and each has a boot ID of its own."""
     vm_kd.ok("run", "--rm", "--network", "none", busybox_image, "true")  # the recipe names the template
+    prepared = dict(line.split(maxsplit=1) for line in vm_kd.ok("system", "prepare").splitlines())
+    assert Path(prepared["template"]).parent.name == "assets"
+    assert Path(prepared["template"], STATE).is_file()
     script = "date +%s; head -c 16 /dev/urandom | od -An -tx1; cat /proc/sys/kernel/random/boot_id"
     cids = [vm_kd.ok("run", "-d", busybox_image, "sh", "-c", script).strip() for _ in range(2)]
     try:
