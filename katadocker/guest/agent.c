@@ -2,7 +2,9 @@
  * katadocker guest agent: PID 1 of every katadocker VM.
  *
  * Boot: mount /proc, /sys, /dev; load the kernel modules listed in /modules; bring lo up; open the
- * virtio-serial port named KD_PORT_NAME; say HELLO.  Then serve the host's frames (protocol.h) in
+ * virtio-serial port named KD_PORT_NAME; say HELLO to the host connected to it, or, with none (the
+ * boot of a template VM, whose clones get their host after a restore: vm/template.py), wait for one
+ * and say it then.  Then serve the host's frames (protocol.h) in
  * one poll() loop: START prepares the container root (virtio-fs) and runs the main process, EXEC runs more
  * processes in that root, and every process's stdout/stderr (or pty) is relayed as DATA frames
  * under per-stream credit, so a slow host stalls only the stream it is slow on.  SHUTDOWN kills
@@ -1008,13 +1010,6 @@ static void wait_for_nic(const struct spec *s)
         ;
 }
 
-/*
- * Prepares the container root for START and moves the agent into it: virtio-fs at NEWROOT, sysfs,
- * /dev, the volume mounts, /etc/{hostname,hosts,resolv.conf}, network and hostname; then NEWROOT
- * becomes "/" (the initramfs cannot be pivot_root'ed away, so: MS_MOVE + chroot, as switch_root
- * does) and a PID namespace is opened so the main process is PID 1 of the container, as in docker.
- * Returns NULL or a message for the host.
- */
 /* ioctl of /dev/urandom: reseed the crng from the input pool now (<linux/random.h>, which the
  * musl toolchain does not ship) */
 #define RNDRESEEDCRNG _IO('R', 0x07)
@@ -1039,6 +1034,13 @@ static void take_host_clock_and_seed(const struct spec *s)
     }
 }
 
+/*
+ * Prepares the container root for START and moves the agent into it: virtio-fs at NEWROOT, sysfs,
+ * /dev, the volume mounts, /etc/{hostname,hosts,resolv.conf}, network and hostname; then NEWROOT
+ * becomes "/" (the initramfs cannot be pivot_root'ed away, so: MS_MOVE + chroot, as switch_root
+ * does) and a PID namespace is opened so the main process is PID 1 of the container, as in docker.
+ * Returns NULL or a message for the host.
+ */
 static const char *setup_root(const struct spec *s)
 {
     static char err[256];
