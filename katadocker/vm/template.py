@@ -56,6 +56,8 @@ AGENT_WAITING = f"katadocker-agent: {WAITING_FOR_HOST}"
 BUILD_TIMEOUT = float(os.environ.get("KATADOCKER_BOOT_TIMEOUT", "240"))
 #: How long `restore` waits for QEMU and for the state to load.
 RESTORE_TIMEOUT = 60.0
+#: How long a template that could not be built is not tried again (seconds).
+RETRY_FAILED_AFTER = 3600
 #: QMP capability that leaves shared guest RAM (the memfd) out of the migration stream.
 IGNORE_SHARED = [{"capability": "x-ignore-shared", "state": True}]
 
@@ -77,12 +79,14 @@ def template_path(assets_dir: Path, spec: VMSpec) -> Path:
 
 def ensure_template(template: Path, spec: VMSpec, progress: Callable[[str], None] | None) -> bool:
     """Whether the template `template` of the machine `spec` is there, built now when missing. When
-    it cannot be built, why is kept in ``<template>.failed`` and said once through `progress`, and
-    containers boot instead (slower). Call it under the assets lock."""
+    it cannot be built, why is kept in ``<template>.failed`` and said through `progress`, and
+    containers boot instead (slower) until a try after RETRY_FAILED_AFTER. Call it under the assets
+    lock."""
     failed = template.with_name(template.name + ".failed")
     if not (template / STATE).is_file():
-        if failed.exists():
-            return False
+        with contextlib.suppress(FileNotFoundError):
+            if time.time() - failed.stat().st_mtime < RETRY_FAILED_AFTER:
+                return False
         if progress:
             progress("Booting the guest once to save it as a template VM (containers then start from it)")
         try:

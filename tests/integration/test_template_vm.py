@@ -4,6 +4,7 @@ own; a template that cannot be made or restored means the container boots, slowe
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from pathlib import Path
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from katadocker.vm.early import machine_spec
-from katadocker.vm.template import PREFIX, STATE, ensure_template, template_path
+from katadocker.vm.template import PREFIX, RETRY_FAILED_AFTER, STATE, ensure_template, template_path
 from tests.conftest import SHARED_ASSETS
 from tests.support.cli import Katadocker
 from tests.support.leaks import early_vms
@@ -74,8 +75,8 @@ def test_a_template_that_cannot_be_restored_means_a_boot(kd: Katadocker, busybox
 
 
 def test_a_machine_that_cannot_boot_gets_no_template(tmp_path: Path) -> None:
-    """The template's boot fails (no kernel QEMU can load): a warning once, the reason kept beside
-    it, no retry on the next run, nothing left behind."""
+    """The template's boot fails (no kernel QEMU can load): a warning, the reason kept beside it, no
+    retry on the next run but an hour later, nothing left behind."""
     kernel, initramfs = tmp_path / "vmlinuz", tmp_path / "initramfs-0123.cpio"
     kernel.write_bytes(b"not a kernel")
     initramfs.write_bytes(b"")
@@ -87,5 +88,7 @@ def test_a_machine_that_cannot_boot_gets_no_template(tmp_path: Path) -> None:
     failed = template.with_name(template.name + ".failed")
     assert "QEMU exited" in failed.read_text()
     said.clear()
-    assert not ensure_template(template, spec, said.append) and said == []
+    assert not ensure_template(template, spec, said.append) and said == []  # not tried again
+    os.utime(failed, (time.time() - RETRY_FAILED_AFTER - 1,) * 2)  # until an hour later
+    assert not ensure_template(template, spec, said.append) and said[-1].startswith("warning: no template VM")
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted([kernel.name, initramfs.name, failed.name])
