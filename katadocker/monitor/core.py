@@ -148,7 +148,8 @@ class Monitor:
                                          process_spec.read_root_file(rec.rootfs, "/etc/group"))
         workdir = cfg.get("WorkingDir") or "/"
         process_spec.ensure_workdir(rec.rootfs, workdir, user.uid, user.gid)
-        self.agent = AgentClient.connect(str(spec.agent_socket), 30)
+        if self.agent is None:  # else the restore of the early VM connected it (vm/template.py)
+            self.agent = AgentClient.connect(str(spec.agent_socket), 30)
         try:
             self.agent.wait_hello(BOOT_TIMEOUT)
         except VMError as e:
@@ -172,7 +173,8 @@ class Monitor:
                                       "Attachment": asdict(self.attachment) if self.attachment else None})
 
     def _machine(self, spec: Any) -> Any:
-        """A running VM for `spec`, QMP ready: the early VM when it fits (vm/early.py), else a new one."""
+        """A running VM for `spec`, QMP ready: the early VM when it fits (vm/early.py), else a new one.
+        An early VM restored from a template comes with its agent link connected (`self.agent`)."""
         early, self.early = self.early, None
         if early is not None:
             if early.fits(spec):
@@ -180,6 +182,8 @@ class Monitor:
                     vm = early.adopt(spec)
                     log.info("took over the early VM%s",
                              f", restored from {early.template.name}" if early.template else "")
+                    if early.restore is not None:
+                        self.agent = early.restore.agent
                     return vm
                 except VMError as e:
                     log.warning("the early VM is unusable: %s", e.message)

@@ -140,6 +140,8 @@ class EarlyVM:
         (a tenth of a second: the restore thread may reap QEMU, and only one thread may)."""
         if self.restore is not None:
             self.restore.join()
+            if self.restore.agent is not None:
+                self.restore.agent.close()
         self.vm.kill()
         self._remove_dirs()
 
