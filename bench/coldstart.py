@@ -122,8 +122,10 @@ class AgentVM:
         extra = {"memory_mib": memory_mib} if memory_mib else {}
         self.template = template
         if template is not None:  # guest RAM: a memfd of this process's, for the template's RAM
+            from katadocker.vm.template import RAM
+
             memory = os.memfd_create("katadocker-bench-ram")
-            os.ftruncate(memory, (template / "ram").stat().st_size)
+            os.ftruncate(memory, (template / RAM).stat().st_size)
             extra.update(memory_fd=memory, incoming=True)
         spec = VMSpec(kernel=assets.kernel, initramfs=initramfs or assets.initramfs, accel=assets.accel.name,
                       agent_socket=directory / "agent.sock", console_log=directory / "console.log",

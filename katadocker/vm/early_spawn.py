@@ -33,7 +33,7 @@ RUN_MARK = "/@early-run-dir@"
 LOG_MARK = "/@early-log-dir@"
 #: The descriptor of guest RAM in a QEMU restored from a template (`VMSpec.memory_fd`).
 RESTORE_RAM_FD = 3
-#: A template's guest RAM file (vm/template.py RAM), whose size the memfd gets.
+#: A template's guest RAM file (vm/template.py's RAM), whose size the memfd gets.
 TEMPLATE_RAM = "ram"
 
 
@@ -62,17 +62,21 @@ def spawn(recipe: str, run_dir: str, log_dir: str) -> dict[str, object]:
     _, kernel, initramfs, accel, stderr_log, template, *argv = fields
     if not (os.path.isfile(kernel) and os.path.isfile(initramfs)):
         return {"none": "no early VM: the guest assets it names are gone"}
+    actions = [
+        (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+        (os.POSIX_SPAWN_OPEN, 1, stderr_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
+        (os.POSIX_SPAWN_DUP2, 1, 2),
+    ]
     ram_fd = -1
+    if template:
+        try:
+            size = os.stat(os.path.join(template, TEMPLATE_RAM)).st_size
+        except OSError as e:
+            return {"none": f"no early VM: its template VM is gone: {e}"}
+        ram_fd = os.memfd_create("katadocker-guest-ram", 0)  # no CLOEXEC: the monitor keeps it
+        os.ftruncate(ram_fd, size)
+        actions.append((os.POSIX_SPAWN_DUP2, ram_fd, RESTORE_RAM_FD))
     try:
-        actions = [
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, stderr_log, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ]
-        if template:
-            ram_fd = os.memfd_create("katadocker-guest-ram", 0)  # no CLOEXEC: the monitor keeps it
-            os.ftruncate(ram_fd, os.stat(os.path.join(template, TEMPLATE_RAM)).st_size)
-            actions.append((os.POSIX_SPAWN_DUP2, ram_fd, RESTORE_RAM_FD))
         for directory in (run_dir, log_dir):
             os.makedirs(directory, exist_ok=True)
         pid = os.posix_spawnp(argv[0], argv, os.environ, setsid=True, file_actions=actions)

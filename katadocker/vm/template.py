@@ -41,6 +41,7 @@ from pathlib import Path
 from katadocker.agent.client import AgentClient
 from katadocker.agent.protocol import WAITING_FOR_HOST
 from katadocker.errors import VMError
+from katadocker.vm.early_spawn import TEMPLATE_RAM
 from katadocker.vm.machine import VirtualMachine
 from katadocker.vm.qemu import VMSpec, qemu_command
 from katadocker.vm.virtiofsd import tail
@@ -50,7 +51,7 @@ TEMPLATE_FORMAT = 1
 #: Directory name prefix of a template in the assets dir.
 PREFIX = "template-"
 #: A template's files: guest RAM (sparse, the full RAM size) and QEMU's migration stream.
-RAM, STATE = "ram", "state"
+RAM, STATE = TEMPLATE_RAM, "state"
 #: The console line of an agent that booted and waits for a host (agent.c, protocol.h).
 AGENT_WAITING = f"katadocker-agent: {WAITING_FOR_HOST}"
 #: How long `build` waits for the template's guest to boot.

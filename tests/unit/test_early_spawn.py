@@ -72,6 +72,14 @@ def test_no_early_vm_without_a_usable_recipe(tmp_path: Path, content: bytes | No
     assert not (tmp_path / "run").exists()
 
 
+def test_a_template_that_is_gone_means_no_early_vm(tmp_path: Path, assets: tuple[Path, Path]) -> None:
+    recipe = tmp_path / "early-vm"
+    write_recipe(recipe, *assets, ["sleep", "30"], template=str(tmp_path / "template-gone"))
+    found = early_spawn.spawn(str(recipe), str(tmp_path / "run"), str(tmp_path / "log"))
+    assert "its template VM is gone" in str(found["none"])
+    assert not (tmp_path / "run").exists()
+
+
 def test_a_program_that_cannot_start_means_no_early_vm(tmp_path: Path, assets: tuple[Path, Path]) -> None:
     recipe = tmp_path / "early-vm"
     write_recipe(recipe, *assets, ["/nonexistent/qemu"])
