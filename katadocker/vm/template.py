@@ -9,7 +9,7 @@ file of the pages the boot touched (``ram``, ~40 MiB of 512). `restore` starts a
 well under a tenth of the boot: QEMU waits for its state (``-incoming defer``), the template's RAM is
 copied into the VM's own memfd, the state is loaded and the VM continues where the template stopped.
 The agent then says HELLO to the host that connects, and START brings it the host's clock and fresh
-randomness (vm/qemu.py, agent/protocol.py: a clone wakes up with the template's).
+randomness (agent/protocol.py `ProcessSpec.clock_ns`, `seed`: a clone wakes up with the template's).
 
 Guest RAM is a memfd of the VM's own, never shared between VMs: virtiofsd maps guest memory, which a
 copy-on-write mapping of a common file would not let it see. QEMU opens it by ``/proc/self/fd/N``
@@ -42,7 +42,7 @@ from katadocker.agent.client import AgentClient
 from katadocker.agent.protocol import WAITING_FOR_HOST
 from katadocker.errors import VMError
 from katadocker.vm.early_spawn import TEMPLATE_RAM
-from katadocker.vm.machine import VirtualMachine
+from katadocker.vm.machine import QMPClient, VirtualMachine
 from katadocker.vm.qemu import VMSpec, qemu_command
 from katadocker.vm.virtiofsd import tail
 
@@ -94,7 +94,8 @@ def ensure_template(template: Path, spec: VMSpec, progress: Callable[[str], None
         try:
             build(spec, template)
         except (VMError, OSError) as e:
-            failed.write_text(f"{e}\n")
+            detail = getattr(e, "detail", None)  # a VMError's: QEMU's stderr, the guest console
+            failed.write_text(f"{e}\n" + (f"\n{detail}\n" if detail else ""))
             if progress:
                 progress(f"warning: no template VM, containers will boot instead: {e}")
             return False
@@ -103,9 +104,9 @@ def ensure_template(template: Path, spec: VMSpec, progress: Callable[[str], None
 
 
 def build(spec: VMSpec, template: Path) -> None:
-    """Boot the machine `spec` (without `memory_fd` and `incoming`; its socket and log paths are
-    replaced by a scratch dir's) until its agent waits for a host, and save it as `template`.
-    VMError (with the console's last lines) when the guest does not get there."""
+    """Boot the machine `spec` (into a memfd of this process's: `memory_fd` and `incoming` are
+    replaced, and its socket and log paths by a scratch dir's) until its agent waits for a host, and
+    save it as `template`. VMError (with the console's last lines) when the guest does not get there."""
     scratch = Path(tempfile.mkdtemp(prefix="kd-template-"))  # short: unix socket paths
     partial = template.with_name(f".{template.name}.{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
@@ -155,17 +156,26 @@ def _wait_for_agent(vm: VirtualMachine, timeout: float) -> None:
 
 
 def _wait_for_migration(vm: VirtualMachine, failure: str, timeout: float) -> None:
-    """Return once QEMU's migration (either way) has completed; VMError (`failure`: ...) when it
-    failed or hangs."""
+    """Return once QEMU's migration (either way) has completed, polled on one QMP connection;
+    VMError (`failure`: ...) when it failed or hangs."""
     deadline = time.monotonic() + timeout
-    while True:
-        info = vm.qmp("query-migrate")
-        status = info.get("status")
-        if status == "completed":
-            return
-        if status in ("failed", "cancelled") or time.monotonic() > deadline:
-            raise vm.error(f"{failure} {status}: {info.get('error-desc', '')}".rstrip(": "))
-        time.sleep(0.002)
+    try:
+        client = QMPClient(vm.spec.qmp_socket, timeout)
+    except (OSError, ValueError) as e:
+        raise vm.error(f"cannot reach QEMU's QMP socket: {e}") from None
+    try:
+        while True:
+            info = client.execute("query-migrate")
+            status = info.get("status")
+            if status == "completed":
+                return
+            if status in ("failed", "cancelled") or time.monotonic() > deadline:
+                raise vm.error(f"{failure} {status}: {info.get('error-desc', '')}".rstrip(": "))
+            time.sleep(0.002)
+    except (OSError, ValueError) as e:
+        raise vm.error(f"{failure}: QMP: {e}") from None
+    finally:
+        client.close()
 
 
 def copy_extents(src: int, dst: int) -> int:
