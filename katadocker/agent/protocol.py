@@ -251,8 +251,9 @@ class ProcessSpec:
     #: START: the host's wall clock (ns since the epoch), which the guest's clock is set to: a VM
     #: restored from a template (vm/template.py) wakes up with the template's clock
     clock_ns: int | None = None
-    #: START: host randomness the guest mixes into its pool and reseeds from: every VM restored from
-    #: one template starts with that template's random state
+    #: START: host randomness the guest credits to its pool and reseeds from: every VM restored from
+    #: one template starts with that template's random state, and a guest without a hardware RNG
+    #: may not have initialized its crng yet (getrandom() blocks until then)
     seed: bytes = b""
 
     def encode(self) -> bytes:

@@ -1010,13 +1010,16 @@ static void wait_for_nic(const struct spec *s)
         ;
 }
 
-/* ioctl of /dev/urandom: reseed the crng from the input pool now (<linux/random.h>, which the
- * musl toolchain does not ship) */
+/* ioctls of /dev/urandom (<linux/random.h>, which the musl toolchain does not ship): add bytes to the
+ * input pool with an entropy credit; reseed the crng from the input pool now */
+#define RNDADDENTROPY _IOW('R', 0x03, int[2])
 #define RNDRESEEDCRNG _IO('R', 0x07)
 
 /* A VM restored from a template (vm/template.py) wakes up with the template's clock and random
- * state: START brings the host's clock and fresh randomness (mixed into the input pool, then the
- * crng takes a new key from it at once instead of at its next scheduled reseed). */
+ * state: START brings the host's clock and fresh randomness.  The bytes are credited in full (they
+ * come from the host's own pool), so a crng that has not been initialized yet (no hardware RNG: it
+ * can take a while under TCG, and getrandom() blocks until then) is seeded from them at once, and an
+ * initialized one takes a new key from the pool now instead of at its next scheduled reseed. */
 static void take_host_clock_and_seed(const struct spec *s)
 {
     if (s->has_clock) {
@@ -1026,8 +1029,13 @@ static void take_host_clock_and_seed(const struct spec *s)
             logmsg("set the clock: %s", strerror(errno));
     }
     if (s->seed_len) {
+        struct {
+            int entropy_count, buf_size; /* struct rand_pool_info */
+            uint8_t buf[sizeof s->seed];
+        } info = {.entropy_count = (int)(8 * s->seed_len), .buf_size = (int)s->seed_len};
+        memcpy(info.buf, s->seed, s->seed_len);
         int fd = open("/dev/urandom", O_WRONLY | O_CLOEXEC);
-        if (fd < 0 || write(fd, s->seed, s->seed_len) != (ssize_t)s->seed_len || ioctl(fd, RNDRESEEDCRNG) < 0)
+        if (fd < 0 || ioctl(fd, RNDADDENTROPY, &info) < 0 || ioctl(fd, RNDRESEEDCRNG) < 0)
             logmsg("reseed the random pool: %s", strerror(errno));
         if (fd >= 0)
             close(fd);

@@ -75,7 +75,7 @@
 #define KD_SPEC_READONLY_ROOT 16 /* u8 1: the root (and /etc/{hostname,hosts,resolv.conf}) read-only after setup */
 #define KD_SPEC_INIT 17    /* u8 1 (START only): an init runs the command as its child (docker's --init) */
 #define KD_SPEC_CLOCK 18   /* u64 (START only): the host's CLOCK_REALTIME in ns; the guest's clock is set to it */
-#define KD_SPEC_SEED 19    /* bytes (START only): host randomness mixed into the guest's pool, which reseeds */
+#define KD_SPEC_SEED 19    /* bytes (START only): host randomness credited to the guest's pool, which reseeds */
 
 #define KD_MOUNT_READONLY 1 /* flag of KD_SPEC_MOUNT; source "tmpfs" means a tmpfs, else a virtio-fs tag */
 /* flag of KD_SPEC_MOUNT: the tag's share holds one entry, KD_MOUNT_FILE_NAME, bind-mounted onto target
