@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import shutil
 import stat
 import statistics
@@ -122,11 +121,9 @@ class AgentVM:
         extra = {"memory_mib": memory_mib} if memory_mib else {}
         self.template = template
         if template is not None:  # guest RAM: a memfd of this process's, for the template's RAM
-            from katadocker.vm.template import RAM
+            from katadocker.vm.early_spawn import template_ram_memfd
 
-            memory = os.memfd_create("katadocker-bench-ram")
-            os.ftruncate(memory, (template / RAM).stat().st_size)
-            extra.update(memory_fd=memory, incoming=True)
+            extra.update(memory_fd=template_ram_memfd(str(template)), incoming=True)
         spec = VMSpec(kernel=assets.kernel, initramfs=initramfs or assets.initramfs, accel=assets.accel.name,
                       agent_socket=directory / "agent.sock", console_log=directory / "console.log",
                       qmp_socket=directory / "qmp.sock", hotplug=True, name="katadocker-bench", **extra)

@@ -37,13 +37,11 @@ def prepare() -> None:
     from katadocker.cli import context
     from katadocker.vm.assets import ensure_assets
 
-    settings = context.settings()
-    assets = ensure_assets(settings, progress=lambda msg: typer.echo(msg, err=True))
+    assets = ensure_assets(context.settings(), progress=lambda msg: typer.echo(msg, err=True))
     typer.echo(f"kernel     {assets.kernel} ({assets.kernel_source}: {assets.reason})")
     typer.echo(f"initramfs  {assets.initramfs}")
     typer.echo(f"accel      {assets.accel.name} ({assets.accel.reason})")
-    why = f"none: containers boot (why: {settings.state.assets}/template-*.failed)"
-    typer.echo(f"template   {assets.template or why}")
+    typer.echo(f"template   {assets.template or f'none, containers boot: {assets.template_failure}'}")
 
 
 @command("build-kernel", panel=None, group="system")

@@ -148,7 +148,7 @@ class Monitor:
                                          process_spec.read_root_file(rec.rootfs, "/etc/group"))
         workdir = cfg.get("WorkingDir") or "/"
         process_spec.ensure_workdir(rec.rootfs, workdir, user.uid, user.gid)
-        if self.agent is None:  # else the restore of the early VM connected it (vm/template.py)
+        if self.agent is None:  # else the early VM's restore connected it (vm/early.py)
             self.agent = AgentClient.connect(str(spec.agent_socket), 30)
         try:
             self.agent.wait_hello(BOOT_TIMEOUT)
@@ -182,8 +182,7 @@ class Monitor:
                     vm = early.adopt(spec)
                     log.info("took over the early VM%s",
                              f", restored from {early.template.name}" if early.template else "")
-                    if early.restore is not None:
-                        self.agent = early.restore.agent
+                    self.agent = early.agent
                     return vm
                 except VMError as e:
                     log.warning("the early VM is unusable: %s", e.message)

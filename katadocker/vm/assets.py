@@ -35,7 +35,7 @@ from katadocker.vm.early import machine_spec, remember_machine
 from katadocker.vm.initramfs import build_initramfs, resolve_modules
 from katadocker.vm.kernel import find_kernel
 from katadocker.vm.template import PREFIX as TEMPLATE_PREFIX
-from katadocker.vm.template import ensure_template, template_path
+from katadocker.vm.template import ensure_template, failure, template_path
 
 #: Bump when the initramfs layout changes, so older cached archives are rebuilt.
 INITRAMFS_FORMAT = 1
@@ -55,6 +55,7 @@ class GuestAssets:
     accel: Accel
     modules: tuple[str, ...]  # module file names packed into the initramfs, in load order
     template: Path | None  # the template VM early VMs are restored from (vm/template.py); None: they boot
+    template_failure: str  # why there is no template ("" when there is one)
 
 
 def _digest(parts: Iterable[bytes]) -> str:
@@ -141,4 +142,5 @@ def ensure_assets(settings: Settings, progress: Progress | None = None) -> Guest
         accel=accel,
         modules=tuple(m.name for m in modules),
         template=template if restorable else None,
+        template_failure="" if restorable else failure(template),
     )

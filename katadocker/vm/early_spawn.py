@@ -44,6 +44,16 @@ def format_recipe(kernel: str, initramfs: str, accel: str, stderr_log: str, temp
     return "\0".join((FORMAT, kernel, initramfs, accel, stderr_log, template, *argv)).encode()
 
 
+def template_ram_memfd(template: str) -> int:
+    """A memfd the size of the guest RAM of the template VM in directory `template` (sparse: nothing
+    allocated yet), inheritable (a QEMU started from this process, and this process after an exec,
+    keep it), for a VM restored from that template. OSError when the template is gone."""
+    size = os.stat(os.path.join(template, TEMPLATE_RAM)).st_size
+    fd = os.memfd_create("katadocker-guest-ram", 0)  # no MFD_CLOEXEC
+    os.ftruncate(fd, size)
+    return fd
+
+
 def spawn(recipe: str, run_dir: str, log_dir: str) -> dict[str, object]:
     """Start QEMU as the recipe at path `recipe` says, with its sockets in `run_dir` and its logs in
     `log_dir` (both created here), without waiting for it. Returns the VM's description for
@@ -70,11 +80,9 @@ def spawn(recipe: str, run_dir: str, log_dir: str) -> dict[str, object]:
     ram_fd = -1
     if template:
         try:
-            size = os.stat(os.path.join(template, TEMPLATE_RAM)).st_size
+            ram_fd = template_ram_memfd(template)
         except OSError as e:
             return {"none": f"no early VM: its template VM is gone: {e}"}
-        ram_fd = os.memfd_create("katadocker-guest-ram", 0)  # no CLOEXEC: the monitor keeps it
-        os.ftruncate(ram_fd, size)
         actions.append((os.POSIX_SPAWN_DUP2, ram_fd, RESTORE_RAM_FD))
     try:
         for directory in (run_dir, log_dir):

@@ -6,6 +6,7 @@ own stderr and the last lines of the guest console, which is what explains a fai
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -13,6 +14,7 @@ import signal
 import socket
 import subprocess
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ class QMPClient:
         self.sock.settimeout(timeout)
         self.sock.connect(os.fspath(path))
         self.file = self.sock.makefile("rwb")
+        self.command = ""  # the command last sent (for error messages)
         self._read()  # the {"QMP": ...} greeting
         self.execute("qmp_capabilities")
 
@@ -48,6 +51,7 @@ class QMPClient:
     def execute(self, command: str, fds: list[int] | None = None, **arguments: Any) -> Any:
         """Run `command`, passing the open descriptors `fds` along with it (as ``getfd`` wants);
         return its "return" value, raise VMError on a QMP error. Events are skipped."""
+        self.command = command
         msg: dict[str, Any] = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
@@ -198,23 +202,29 @@ class VirtualMachine:
                      fds: list[int] | None = None) -> Any:
         """Run `commands` in order on one fresh QMP connection, passing `fds` with the first; the
         last one's result. VMError (with the VM's detail) when QMP is unreachable or one fails."""
+        result = None
+        with self.qmp_session(timeout) as qmp:
+            for i, (command, arguments) in enumerate(commands):
+                result = qmp.execute(command, fds=None if i else fds, **arguments)
+        return result
+
+    @contextlib.contextmanager
+    def qmp_session(self, timeout: float = 10.0) -> Iterator[QMPClient]:
+        """One QMP connection for as many commands as the caller runs on it, closed at the end.
+        QMP unreachable, a command failing or the connection lost raise VMError with the VM's
+        detail."""
         try:
             client = QMPClient(self.spec.qmp_socket, timeout)
         except (OSError, ValueError) as e:
             raise self.error(f"cannot reach QEMU's QMP socket: {e}") from None
-        result = None
         try:
-            for i, (command, arguments) in enumerate(commands):
-                result = client.execute(command, fds=None if i else fds, **arguments)
+            yield client
         except (OSError, ValueError) as e:
-            if command == "quit" and isinstance(e, ConnectionError):
-                return None  # QEMU may close the socket before answering quit
-            raise self.error(f"QMP {command} failed: {e}") from None
+            raise self.error(f"QMP {client.command} failed: {e}") from None
         except VMError as e:
             raise self.error(e.message) from None
         finally:
             client.close()
-        return result
 
     def powerdown(self) -> None:
         """Ask the guest to power off (ACPI power button); it decides how fast it does."""
@@ -222,7 +232,8 @@ class VirtualMachine:
 
     def quit(self) -> None:
         """Make QEMU exit at once (the guest gets no say)."""
-        self.qmp("quit")
+        with self.qmp_session() as qmp, contextlib.suppress(ConnectionError):
+            qmp.execute("quit")  # QEMU may close the socket before it answers
 
     def kill(self, reap: bool = True) -> None:
         """SIGKILL QEMU if it is still running, and (unless not `reap`) reap it: freeing a VM's

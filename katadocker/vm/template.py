@@ -32,17 +32,15 @@ import hashlib
 import os
 import shutil
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
-from katadocker.agent.client import AgentClient
 from katadocker.agent.protocol import WAITING_FOR_HOST
 from katadocker.errors import VMError
 from katadocker.vm.early_spawn import TEMPLATE_RAM
-from katadocker.vm.machine import QMPClient, VirtualMachine
+from katadocker.vm.machine import VirtualMachine
 from katadocker.vm.qemu import VMSpec, qemu_command
 from katadocker.vm.virtiofsd import tail
 
@@ -84,7 +82,7 @@ def ensure_template(template: Path, spec: VMSpec, progress: Callable[[str], None
     it cannot be built, why is kept in ``<template>.failed`` and said through `progress`, and
     containers boot instead (slower) until a try after RETRY_FAILED_AFTER. Call it under the assets
     lock."""
-    failed = template.with_name(template.name + ".failed")
+    failed = _failure_file(template)
     if not (template / STATE).is_file():
         with contextlib.suppress(FileNotFoundError):
             if time.time() - failed.stat().st_mtime < RETRY_FAILED_AFTER:
@@ -101,6 +99,18 @@ def ensure_template(template: Path, spec: VMSpec, progress: Callable[[str], None
             return False
     os.utime(template)
     return True
+
+
+def failure(template: Path) -> str:
+    """Why the template `template` could not be built (the first line `ensure_template` kept), or ""."""
+    try:
+        return _failure_file(template).read_text().partition("\n")[0]
+    except FileNotFoundError:
+        return ""
+
+
+def _failure_file(template: Path) -> Path:
+    return template.with_name(template.name + ".failed")
 
 
 def build(spec: VMSpec, template: Path) -> None:
@@ -159,23 +169,15 @@ def _wait_for_migration(vm: VirtualMachine, failure: str, timeout: float) -> Non
     """Return once QEMU's migration (either way) has completed, polled on one QMP connection;
     VMError (`failure`: ...) when it failed or hangs."""
     deadline = time.monotonic() + timeout
-    try:
-        client = QMPClient(vm.spec.qmp_socket, timeout)
-    except (OSError, ValueError) as e:
-        raise vm.error(f"cannot reach QEMU's QMP socket: {e}") from None
-    try:
+    with vm.qmp_session(timeout) as qmp:
         while True:
-            info = client.execute("query-migrate")
+            info = qmp.execute("query-migrate")
             status = info.get("status")
             if status == "completed":
                 return
             if status in ("failed", "cancelled") or time.monotonic() > deadline:
                 raise vm.error(f"{failure} {status}: {info.get('error-desc', '')}".rstrip(": "))
             time.sleep(0.002)
-    except (OSError, ValueError) as e:
-        raise vm.error(f"{failure}: QMP: {e}") from None
-    finally:
-        client.close()
 
 
 def copy_extents(src: int, dst: int) -> int:
@@ -230,33 +232,3 @@ def _qemu_said(vm: VirtualMachine) -> str:
         vm.wait(1.0)
         return tail(vm.stderr_log, 1).strip()
     return ""
-
-
-class Restore:
-    """`restore` run in a thread, so that it overlaps whatever the caller does meanwhile; then the
-    thread connects to the agent, which says HELLO (~40 ms of the guest's time after a restore)
-    while the caller is still busy."""
-
-    def __init__(self, vm: VirtualMachine, template: Path, ram_fd: int) -> None:
-        self.error: VMError | None = None
-        self.agent: AgentClient | None = None
-        self._thread = threading.Thread(target=self._run, args=(vm, template, ram_fd), name="restore",
-                                        daemon=True)
-        self._thread.start()
-
-    def _run(self, vm: VirtualMachine, template: Path, ram_fd: int) -> None:
-        try:
-            restore(vm, template, ram_fd)
-            self.agent = AgentClient.connect(str(vm.spec.agent_socket), RESTORE_TIMEOUT)
-        except (VMError, OSError) as e:
-            self.error = e if isinstance(e, VMError) else vm.error(f"cannot restore the template VM: {e}")
-
-    def join(self) -> None:
-        """Wait for the restore to end, however it ended."""
-        self._thread.join()
-
-    def wait(self) -> None:
-        """Wait for the restore; VMError when it failed."""
-        self.join()
-        if self.error is not None:
-            raise self.error

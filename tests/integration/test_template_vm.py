@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from katadocker.vm.early import machine_spec
-from katadocker.vm.template import PREFIX, RETRY_FAILED_AFTER, STATE, ensure_template, template_path
+from katadocker.vm.template import PREFIX, RETRY_FAILED_AFTER, STATE, ensure_template, failure, template_path
 from tests.conftest import SHARED_ASSETS
 from tests.support.cli import Katadocker
 from tests.support.leaks import early_vms
@@ -94,6 +94,7 @@ def test_a_machine_that_cannot_boot_gets_no_template(tmp_path: Path) -> None:
     assert said[-1].startswith("warning: no template VM, containers will boot instead: QEMU exited")
     failed = template.with_name(template.name + ".failed")
     assert "QEMU exited" in failed.read_text()
+    assert failure(template).startswith("QEMU exited")  # what `system prepare` shows
     said.clear()
     assert not ensure_template(template, spec, said.append) and said == []  # not tried again
     os.utime(failed, (time.time() - RETRY_FAILED_AFTER - 1,) * 2)  # until an hour later

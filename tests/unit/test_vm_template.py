@@ -4,6 +4,7 @@ Building and restoring one with real QEMU: tests/integration/test_template_vm.py
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -60,3 +61,27 @@ def test_the_template_is_keyed_by_the_machine_and_the_files_it_boots(tmp_path: P
     assert template_path(tmp_path, replace(spec, accel="kvm")) != path
     kernel.write_bytes(b"another kernel")
     assert template_path(tmp_path, spec) != path
+
+
+def test_superseded_templates_go_once_unused_for_an_hour(tmp_path: Path) -> None:
+    """vm/assets.py's clean-up: template dirs (and the partial dir of a build killed midway) unused
+    for STALE_AFTER_SECONDS go; the current template and its `.failed` file stay, as does a
+    template used a moment ago by another process."""
+    from katadocker.vm.assets import STALE_AFTER_SECONDS, _remove_stale
+
+    old = time.time() - STALE_AFTER_SECONDS - 60
+    current = tmp_path / "template-aaaa"
+    paths = {name: tmp_path / name for name in
+             ("template-aaaa", "template-aaaa.failed", "template-bbbb", "template-cccc", ".template-dddd.42")}
+    for name, path in paths.items():
+        if name.endswith(".failed"):
+            path.write_text("why\n")
+        else:
+            path.mkdir()
+            (path / "ram").write_bytes(b"r")
+        if name != "template-cccc":
+            os.utime(path, (old, old))
+    for pattern in ("template-*", ".template-*"):
+        _remove_stale(tmp_path, pattern, current)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["template-aaaa", "template-aaaa.failed",
+                                                          "template-cccc"]
